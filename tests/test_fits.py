@@ -1,0 +1,83 @@
+"""Parabola fit, interpolation and bootstrap errors (epcal.fits)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from epcal import fits
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1.2, 2.8), st.floats(0.05, 2.0), st.floats(0.0, 0.5))
+def test_parabola_recovers_vertex(k0, c, L0):
+    k = np.round(np.arange(1.0, 3.0001, 0.05), 2)
+    L = L0 + c * (k - k0) ** 2
+    f = fits.fit_parabola(k, L, half_width=0.5)
+    assert f.convex
+    assert f.k_hat == pytest.approx(k0, abs=1e-6)
+    assert f.L_hat == pytest.approx(L0, abs=1e-8)
+
+
+def test_parabola_edge_and_concave():
+    k = np.linspace(1, 3, 9)
+    f = fits.fit_parabola(k, (k - 0.0) ** 2, half_width=None)  # vertex outside: clipped
+    assert f.k_hat == pytest.approx(1.0)
+    f = fits.fit_parabola(k, -(k - 2) ** 2)  # no minimum: discrete minimum
+    assert not f.convex and f.k_hat in (1.0, 3.0)
+    f = fits.fit_parabola([1.0, 2.0], [0.3, 0.2])
+    assert not f.convex and f.k_hat == 2.0
+
+
+def test_interpolation():
+    k = np.array([1.0, 1.5, 2.0, 2.5])
+    y = 2 * k + 1
+    assert fits.interpolate_at(k, y, 1.75, 1.0, 2.5, "linear") == pytest.approx(4.5)
+    assert fits.interpolate_at(k, y, 1.75, 1.0, 2.5, "regression") == pytest.approx(4.5)
+    with pytest.raises(ValueError, match="fit.interp"):
+        fits.interpolate_at(k, y, 1.75, 1.0, 2.5, "spline")
+
+
+def synthetic_losses(k0=2.1, lam0=2.0, chi0=2.2, noise=0.01, n_boot=30, seed=0):
+    """Loss landscape with its minimum at (k0, lam(k0), chi(k0)); lam, chi linear in k."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in np.round(np.arange(1.0, 3.0001, 0.1), 2):
+        lam_k, chi_k = lam0 + 0.5 * (k - k0), chi0 - 0.3 * (k - k0)
+        for dl in (-0.1, 0.0, 0.1):
+            for dc in (-0.25, 0.0, 0.25):
+                base = 0.15 + 0.2 * (k - k0) ** 2 + 2.0 * dl ** 2 + 0.4 * dc ** 2
+                for b in range(-1, n_boot):
+                    e = 0.0 if b == -1 else rng.normal(0, noise)
+                    rows.append(dict(l=6.6, k=k, lam=round(lam_k + dl, 4), chi=round(chi_k + dc, 4), boot=b,
+                                     L_stat=base + e, L_macro=base + e, L_meso_plus=base, L_meso_minus=base))
+    return pd.DataFrame(rows)
+
+
+def test_fit_optimum_recovers_and_errors_shrink_with_noise():
+    df = synthetic_losses(noise=0.01)
+    opt = fits.fit_optimum(df, half_width=0.5).iloc[0]
+    assert opt["k_hat"] == pytest.approx(2.1, abs=0.02)
+    assert opt["lam_hat"] == pytest.approx(2.0, abs=0.02)
+    assert opt["chi_hat"] == pytest.approx(2.2, abs=0.02)
+    assert opt["L_stat"] == pytest.approx(0.15, abs=0.01)
+    assert 0 < opt["k_hat_err"] < 0.3
+    quiet = fits.fit_optimum(synthetic_losses(noise=0.001), half_width=0.5).iloc[0]
+    assert quiet["k_hat_err"] < opt["k_hat_err"]
+    # the true value lies within a few error bars
+    assert abs(opt["k_hat"] - 2.1) < 4 * opt["k_hat_err"] + 0.01
+
+
+def test_fit_temperature():
+    T = np.array([0.1, 0.2, 0.3, 0.4])
+    out = fits.fit_temperature(T, (T - 0.27) ** 2)
+    assert out["T_hat"] == pytest.approx(0.27, abs=1e-6)
+    out = fits.fit_temperature(T, T)
+    assert out["T_hat"] == 0.1 and not out["convex"]
+
+
+def test_fit_missing_columns():
+    with pytest.raises(ValueError, match="L_stat"):
+        fits.fit_optimum(pd.DataFrame({"l": [1.0], "k": [1.0], "lam": [1.0], "chi": [1.0], "boot": [-1]}))

@@ -1,0 +1,240 @@
+"""Physics and statistics of the calibration losses (epcal.losses)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from epcal import losses as Lo
+from epcal.schema import MACRO, PROBE, TableError, write_table
+
+G, DG = 13.2, 1e-4
+
+
+def sawtooth(n_rep=3, n_av=400, seed=0, drop_scale=0.02, plateau=1.0, rep0=0):
+    """A synthetic macro table: elastic branches of slope G, random drops around a plateau."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(rep0, rep0 + n_rep):
+        step, s = 0, 0.0
+        rows.append((r, 0, 0.0, 0.0, 0.0, False))
+        for _ in range(n_av):
+            nst = int(rng.integers(1, 40)) if s > plateau - 0.05 else int(rng.integers(50, 200))
+            step += nst
+            s_b = s + G * DG * nst
+            d = rng.exponential(drop_scale) if s_b > plateau - 0.05 else 0.3 * rng.exponential(drop_scale)
+            rows.append((r, step, step * DG, s_b, s_b - d, True))
+            s = s_b - d
+        step += 5
+        rows.append((r, step, step * DG, s + 5 * G * DG, s + 5 * G * DG, False))
+    df = pd.DataFrame(rows, columns=["replica", "step", "gamma_ext", "sigma_before", "sigma_after", "avalanche"])
+    return df
+
+
+def test_macro_observables_hand_example():
+    df = pd.DataFrame({
+        "replica": [0, 0, 0, 0],
+        "step": [5000, 5010, 5013, 5015],
+        "gamma_ext": [0.5, 0.501, 0.5013, 0.5015],
+        "sigma_before": [1.0, 1.1, 1.06, 1.04],
+        "sigma_after": [1.0, 1.05, 1.02, 1.04],
+        "avalanche": [False, True, True, False],
+    })
+    obs = Lo.macro_observables(df)
+    np.testing.assert_allclose(np.sort(obs.values["drop"]), [0.04, 0.05])
+    np.testing.assert_allclose(obs.values["incr"], [1.06 - 1.05])
+    # strain grid: steps 5001..5009 on branch 0 (5000 is gamma=0.5, not > 0.5), 5010..5012, 5013..5014, 5015
+    s = obs.values["sigma"]
+    assert len(s) == 9 + 3 + 2 + 1
+    np.testing.assert_allclose(s[0], 1.0 + 0.1 / 10)
+    np.testing.assert_allclose(s[9], 1.05)
+    np.testing.assert_allclose(s[-1], 1.04)
+
+
+def test_sigma_samples_follow_elastic_branches():
+    df = sawtooth(n_rep=2, n_av=50, seed=3)
+    obs = Lo.macro_observables(df, gamma_min=0.0)
+    # each replica contributes one sample per strain step after gamma = 0 (steps 1 .. last)
+    assert len(obs.values["sigma"]) == df.groupby("replica")["step"].max().sum()
+    # no sample exceeds the largest sigma_before, none is below the smallest sigma_after
+    assert obs.values["sigma"].max() <= df["sigma_before"].max() + 1e-12
+    assert obs.values["sigma"].min() >= df["sigma_after"].min() - 1e-12
+    # increments on the EPM are multiples of G * dgamma
+    q = obs.values["incr"] / (G * DG)
+    np.testing.assert_allclose(q, np.round(q), atol=1e-6)
+
+
+def test_identical_samples_zero_and_disjoint_one():
+    x = np.random.default_rng(1).normal(size=5000)
+    assert Lo.overlap_loss(x, x) == 0.0
+    assert Lo.overlap_loss(x + 100.0, x) == pytest.approx(1.0)
+    assert Lo.overlap_loss(np.array([]), x) != Lo.overlap_loss(np.array([]), x)  # nan
+
+
+@pytest.mark.parametrize("dmu", [0.0, 0.5, 1.0, 2.0])
+def test_two_gaussians_analytic_overlap(dmu):
+    """1 - L = 2 Phi(-|dmu| / (2 sigma)) for two unit-variance Gaussians.
+
+    Tolerance: the finite-sample floor of the binned estimate is about
+    sqrt(n_bins / (2 pi n)) ~ 0.01 at n = 2e5 with ~60 bins, plus binning bias
+    O((h/sigma)^2) < 0.005: we allow 0.02.
+    """
+    rng = np.random.default_rng(42)
+    a = rng.normal(0.0, 1.0, 200_000)
+    b = rng.normal(dmu, 1.0, 200_000)
+    expected = 1.0 - 2.0 * norm.cdf(-abs(dmu) / 2.0)
+    assert Lo.overlap_loss(b, a, max_n=200_000) == pytest.approx(expected, abs=0.02)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.1, 10.0), st.floats(-5, 5))
+def test_invariances(seed, scale, shift):
+    rng = np.random.default_rng(seed)
+    a = rng.gamma(2.0, 1.0, 800)
+    b = rng.gamma(2.5, 1.1, 600)
+    L = Lo.overlap_loss(b, a)
+    assert 0.0 <= L <= 1.0
+    # sample order does not matter
+    assert Lo.overlap_loss(rng.permutation(b), rng.permutation(a)) == pytest.approx(L, abs=1e-12)
+    # the binning follows the reference: affine changes of units leave L unchanged
+    # (up to values landing exactly on a bin edge)
+    assert Lo.overlap_loss(scale * b + shift, scale * a + shift) == pytest.approx(L, abs=0.01)
+
+
+def test_binning_stable_under_resampling():
+    """Bins depend only on the reference; a bootstrap of the EPM moves L by O(1/sqrt(n))."""
+    rng = np.random.default_rng(7)
+    ref = rng.normal(0, 1, 50_000)
+    ep = rng.normal(0.3, 1.1, 20_000)
+    bins = Lo.reference_bins(ref)
+    base = Lo.overlap_loss(ep, ref, bins)
+    boots = [Lo.overlap_loss(rng.choice(ep, ep.size), ref, bins) for _ in range(20)]
+    assert np.std(boots) < 0.02
+    assert abs(np.mean(boots) - base) < 0.03
+    # the bins from a resampled reference are nearly the same (FD width varies like the IQR)
+    b2 = Lo.reference_bins(rng.choice(ref, ref.size))
+    assert b2.width == pytest.approx(bins.width, rel=0.05)
+
+
+def test_quantized_bins_hold_whole_quanta():
+    q = G * DG
+    bins = Lo.reference_bins(np.random.default_rng(0).exponential(0.02, 5000), quantum=q)
+    m = round(bins.width / q)
+    assert m >= 1 and bins.width == pytest.approx(m * q)
+    vals = np.arange(0, 200) * q
+    counts = np.bincount(bins.index(vals) - bins.index(vals).min())
+    assert set(counts[1:-1].tolist()) == {m}
+
+
+def test_relative_loss_and_lstat():
+    assert Lo.relative_loss(2.0, 2.0) == 0.0
+    assert Lo.relative_loss(1.0, 2.0) == pytest.approx(0.5)
+    assert Lo.relative_loss(-1.0, 1.0) == pytest.approx(2.0)
+    assert Lo.l_stat(0.1, 0.2, 0.4) == pytest.approx(0.5 * (0.1 + 0.3))
+
+
+# ----------------------------------------------------------------- reference directories and evaluator
+def probe_table(n_rep=4, seed=0, shift=0.0, R=(25.0, 30.5, 40.0), states=("quench", "stationary")):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in states:
+        for r in range(n_rep):
+            for R_ in R:
+                for a in (0.0, 45.0, 90.0):
+                    m = 50
+                    ti = rng.normal(0.3 if a == 0 else -0.3, 0.2, m) + shift
+                    dt = rng.gamma(2.0, 0.5, m) + shift
+                    tc = ti + dt
+                    drop = rng.gamma(2.0, 0.05, m)
+                    rows.append(pd.DataFrame({"state": s, "replica": r, "x": rng.uniform(0, 98, m),
+                                              "y": rng.uniform(0, 98, m), "R": R_, "alpha": a,
+                                              "tau_i": ti, "tau_c": tc, "delta_tau_c": dt,
+                                              "drop_tau_c": drop, "sigma_vm": np.abs(ti) + 0.1}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def write_reference(path, macro, probe, **meta):
+    path.mkdir(parents=True, exist_ok=True)
+    write_table(macro, path / "macro.parquet", {}, MACRO)
+    write_table(probe, path / "probe.parquet", {}, PROBE)
+    m = {"domain_length": 98.8045, "shear_modulus": G, "bulk_modulus": 59.0, "delta_gamma": DG,
+         "description": "synthetic"}
+    m.update(meta)
+    (path / "reference.yaml").write_text(yaml.safe_dump(m))
+    return path
+
+
+def test_evaluator_zero_on_itself_and_bootstrap(tmp_path):
+    macro = sawtooth(n_rep=6, n_av=300, seed=5)
+    probe = probe_table(n_rep=6, seed=5)
+    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", macro, probe))
+    ev = Lo.Evaluator(ref)
+    res = ev.evaluate(macro, probe, n_boot=16, seed=1)
+    full = res[res.boot == -1].iloc[0]
+    for c in ("L_sigma", "L_drop", "L_incr", "L_macro", "L_meso_plus", "L_meso_minus", "L_stat"):
+        assert full[c] == pytest.approx(0.0, abs=1e-12), c
+    boot = res[res.boot >= 0]
+    assert len(boot) == 16 and (boot["L_stat"] > 0).all()
+    # a shifted EPM is worse, and the loss grows with the shift
+    L = []
+    for sh in (0.0, 0.05, 0.2):
+        m2 = macro.assign(sigma_before=macro.sigma_before + sh, sigma_after=macro.sigma_after + sh)
+        L.append(ev.evaluate(m2, probe_table(n_rep=6, seed=9, shift=sh)).iloc[0])
+    assert L[0]["L_sigma"] < L[1]["L_sigma"] < L[2]["L_sigma"]
+    assert L[0]["L_meso_plus"] < L[2]["L_meso_plus"]
+    # R nearest 30 is 30.5
+    assert ev.ref_R == 30.5
+
+
+def test_bootstrap_is_order_invariant(tmp_path):
+    macro = sawtooth(n_rep=5, n_av=600, seed=2)
+    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", sawtooth(4, 600, 11), probe_table(4, 11)))
+    ev = Lo.Evaluator(ref)
+    probe = probe_table(5, 3)
+    a = ev.evaluate(macro, probe, n_boot=8, seed=4)
+    perm = macro.sample(frac=1.0, random_state=0)
+    b = ev.evaluate(perm, probe.sample(frac=1.0, random_state=1), n_boot=8, seed=4)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-12)
+
+
+def test_reference_errors_name_file_and_column(tmp_path):
+    macro = sawtooth(2, 50, 0)
+    probe = probe_table(2, 0)
+    d = write_reference(tmp_path / "ok", macro, probe)
+    Lo.read_reference_dir(d)
+    # bad column type in the probe table
+    bad = probe.assign(tau_c=probe.tau_c.astype(str))
+    bad.to_parquet(d / "probe.parquet")
+    with pytest.raises(TableError, match=r"probe\.parquet.*'tau_c'"):
+        Lo.read_reference_dir(d)
+    # missing column in the macro table
+    d2 = write_reference(tmp_path / "m", macro, probe)
+    macro.drop(columns=["sigma_after"]).to_parquet(d2 / "macro.parquet")
+    with pytest.raises(TableError, match=r"macro\.parquet.*'sigma_after'.*missing"):
+        Lo.read_reference_dir(d2)
+    # missing key in reference.yaml
+    d3 = write_reference(tmp_path / "y", macro, probe)
+    (d3 / "reference.yaml").write_text(yaml.safe_dump({"domain_length": 98.8}))
+    with pytest.raises(TableError, match=r"reference\.yaml.*'shear_modulus'"):
+        Lo.read_reference_dir(d3)
+    # no stationary probe rows
+    d4 = write_reference(tmp_path / "s", macro, probe[probe.state == "quench"])
+    with pytest.raises(TableError, match=r"probe\.parquet.*'state'.*stationary"):
+        Lo.read_reference_dir(d4)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="macro.parquet"):
+        Lo.read_reference_dir(tmp_path / "empty")
+
+
+def test_quench_loss_zero_on_itself():
+    p = probe_table(3, 1)
+    out = Lo.quench_loss(p, p)
+    assert out["L_quench"] == 0.0
+    assert Lo.quench_loss(probe_table(3, 2, shift=0.3), p)["L_quench"] > 0.1
+    assert math.isfinite(out["L_mean_tau_c_a90"])
