@@ -173,11 +173,12 @@ def _check_macro(df: pd.DataFrame, source: str) -> list[str]:
             out.append(f"{source}: replica {rep}: needs at least a first and a last record, has {len(steps)} row(s)")
             continue
         d = np.diff(steps)
-        # records are in loading order: strictly monotone step sequence (either sense)
-        if not (np.all(d > 0) or np.all(d < 0)):
+        # records are in loading order: monotone step sequence (either sense); only the
+        # last record may share the step of the avalanche before it
+        if not (np.all(d[:-1] > 0) and d[-1] >= 0 or np.all(d[:-1] < 0) and d[-1] <= 0):
             bad = np.zeros(len(df), bool)
             pos = g.index.to_numpy()
-            bad_local = np.concatenate([[False], ~((d > 0) if d[0] > 0 else (d < 0))])
+            bad_local = np.concatenate([[False], ~((d >= 0) if steps[-1] >= steps[0] else (d <= 0))])
             bad[np.searchsorted(df.index.to_numpy(), pos[bad_local])] = True
             out.append(f"{source}: column 'step': replica {rep} is not monotone in loading order ({_rows(bad)})")
         av = g["avalanche"].to_numpy()

@@ -1,0 +1,387 @@
+"""Dynamics of the EPM (paper sections 3.3-3.4 and A.3): numba kernels over plain arrays.
+
+State of one lattice (E = L*L elements, flat index e = i*L + j):
+
+* ``sig``    (E, 3) -- stress *without* the external load: the element stress is
+  Sigma = sig + (0, 0, G gamma_ext), since the affine simple shear
+  eps_xy = gamma_ext/2 adds C:eps = G gamma_ext to Sigma_xy of every element
+  (homogeneous elasticity).  ``sig`` holds the pre-stress Sigma^0 and the
+  plastic-strain-induced stress.
+* ``eps_pl`` (E, 3) -- plastic strain (tensor components).
+* slip systems ``theta, tau_c, a, b, gcoef`` (E, N), see :mod:`epcal.slip`.
+* the external strain is an integer step counter ``n``:
+  gamma_ext = n * dgamma, and the external stress contribution is always
+  evaluated as ``G * (n * dgamma)``.  Every activation test uses the same
+  floating-point expression (:func:`_dtau`), which makes the event-driven AQS
+  (skipping elastic steps) identical bit for bit to stepping one step at a time.
+
+Reduced kernels: a slip dg on system (a, b) is the plastic strain dg (a, -a, b/2),
+so the stress change is dg (a Kd + b Kx) with Kd = K[..., :, 0] - K[..., :, 1] and
+Kx = K[..., :, 2] / 2 (:func:`reduce_kernel`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .slip import renew_element, rng_uniform, slip_amplitude
+
+#: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
+ACTIVE = 0.0
+MAX_RELAX_STEPS = 1_000_000
+
+
+def reduce_kernel(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Kd, Kx) of a kernel with last axes (3, 3): responses to (1, -1, 0) and (0, 0, 1/2)."""
+    Kd = np.ascontiguousarray(K[..., :, 0] - K[..., :, 1])
+    Kx = np.ascontiguousarray(0.5 * K[..., :, 2])
+    return Kd, Kx
+
+
+@njit(cache=True, inline="always")
+def _dtau(tau_c, a, b, d, sxy):
+    """Distance to threshold tau_c - M:Sigma with M:Sigma = a (Sxx - Syy) + b Sxy (Eq. 4)."""
+    return tau_c - (a * d + b * sxy)
+
+
+@njit(cache=True)
+def apply_slip(sig, eps_pl, Kd, Kx, L, e, dg, a, b):
+    """Add the plastic strain dg M to element e and redistribute its stress on the periodic lattice."""
+    ex = e // L
+    ey = e - ex * L
+    for i in range(L):
+        di = i - ex
+        if di < 0:
+            di += L
+        for j in range(L):
+            dj = j - ey
+            if dj < 0:
+                dj += L
+            idx = i * L + j
+            for c in range(3):
+                sig[idx, c] += dg * (a * Kd[di, dj, c] + b * Kx[di, dj, c])
+    eps_pl[e, 0] += dg * a
+    eps_pl[e, 1] -= dg * a
+    eps_pl[e, 2] += 0.5 * dg * b
+
+
+@njit(cache=True)
+def weakest_active(sig, ext_xy, tau_c, a, b, e):
+    """(system, Delta tau^c) of the lowest distance to threshold in element e."""
+    d = sig[e, 0] - sig[e, 1]
+    sxy = sig[e, 2] + ext_xy
+    best = np.inf
+    bs = -1
+    for s in range(tau_c.shape[1]):
+        dt = _dtau(tau_c[e, s], a[e, s], b[e, s], d, sxy)
+        if dt < best:
+            best = dt
+            bs = s
+    return bs, best
+
+
+@njit(cache=True)
+def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
+          slip_count, buf_e, buf_s, buf_dg):
+    """Athermal relaxation at fixed external strain (section 3.4); returns the number of slips.
+
+    Synchronous steps: every element with an active system (Delta tau^c <= 0) slips
+    on its weakest one, with amplitudes drawn from the stresses before this step's
+    redistribution; then all redistributions are applied and the slipped elements'
+    systems renewed.  Repeats until no system is active.  ``slip_count[e]`` counts
+    slips per element.
+    """
+    E = sig.shape[0]
+    total = 0
+    for _ in range(MAX_RELAX_STEPS):
+        nact = 0
+        for e in range(E):
+            s, dt = weakest_active(sig, ext_xy, tau_c, a, b, e)
+            if dt <= ACTIVE:
+                tau = tau_c[e, s] - dt
+                buf_e[nact] = e
+                buf_s[nact] = s
+                buf_dg[nact] = slip_amplitude(rng, gcoef[e, s] * tau, chi)
+                nact += 1
+        if nact == 0:
+            return total
+        for i in range(nact):
+            e = buf_e[i]
+            s = buf_s[i]
+            apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
+        for i in range(nact):
+            e = buf_e[i]
+            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef)
+            slip_count[e] += 1
+        total += nact
+    raise RuntimeError("relaxation did not converge")
+
+
+@njit(cache=True)
+def _active_at(tau_c, a, b, d, sres, G, dgamma, m):
+    return _dtau(tau_c, a, b, d, sres + G * (m * dgamma)) <= ACTIVE
+
+
+@njit(cache=True)
+def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax):
+    """Smallest j in [1, jmax] such that some system is active at step n + sign*j, else jmax + 1.
+
+    Loading is affine, tau of a system moves by sign G dgamma b per step, so j is
+    estimated by division and then fixed with the exact activation predicate, the
+    same one the relaxation uses.
+    """
+    E, N = tau_c.shape
+    best = jmax + 1
+    step_tau = G * dgamma
+    for e in range(E):
+        d = sig[e, 0] - sig[e, 1]
+        sres = sig[e, 2]
+        sxy = sres + G * (n * dgamma)
+        for s in range(N):
+            rate = sign * b[e, s] * step_tau
+            if rate <= 0.0:
+                continue
+            rem = _dtau(tau_c[e, s], a[e, s], b[e, s], d, sxy)
+            jest = rem / rate
+            if jest > best:
+                continue
+            j = int(np.ceil(jest))
+            if j < 1:
+                j = 1
+            while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * (j - 1)):
+                j -= 1
+            while not _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j):
+                j += 1
+            if j < best:
+                best = j
+    return best
+
+
+@njit(cache=True)
+def mean_xy(sig):
+    acc = 0.0
+    for e in range(sig.shape[0]):
+        acc += sig[e, 2]
+    return acc / sig.shape[0]
+
+
+@njit(cache=True)
+def _steps_to_zero_stress(mres, G, dgamma, n, sign, jmax):
+    """Smallest j in [1, jmax] with sign * Sigma_ext(n + sign j) <= 0, else jmax + 1."""
+    rate = sign * G * dgamma
+    if rate >= 0.0:
+        return jmax + 1
+    s_now = sign * (mres + G * (n * dgamma))
+    jest = s_now / (-rate)
+    if jest > jmax + 1:
+        return jmax + 1
+    j = max(1, int(np.ceil(jest)))
+    while j > 1 and sign * (mres + G * ((n + sign * (j - 1)) * dgamma)) <= 0.0:
+        j -= 1
+    while sign * (mres + G * ((n + sign * j) * dgamma)) > 0.0:
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True)
+def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
+        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips):
+    """AQS simple shear from step n toward n_end (either sense), section 3.4.
+
+    Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in the
+    rec_* buffers.  With ``skip`` the elastic steps are jumped over exactly;
+    without it the strain advances one dgamma at a time (reference path).  With
+    ``stop_at_zero`` the drive stops at the first step where the external stress
+    has crossed zero (unloading, section 5).  Returns (n, records, finished):
+    ``finished`` is False when the buffers are full (call again to continue).
+    """
+    E = sig.shape[0]
+    sign = 1 if n_end >= n else -1
+    cap = rec_step.shape[0]
+    buf_e = np.empty(E, np.int64)
+    buf_s = np.empty(E, np.int64)
+    buf_dg = np.empty(E)
+    nrec = 0
+    mres = mean_xy(sig)
+    while n != n_end:
+        if nrec >= cap:
+            return n, nrec, False
+        remaining = (n_end - n) * sign
+        if skip:
+            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining)
+            if stop_at_zero:
+                jz = _steps_to_zero_stress(mres, G, dgamma, n, sign, remaining)
+                if jz < j:
+                    j = jz
+            if j > remaining:
+                j = remaining
+        else:
+            j = 1
+        n += sign * j
+        ext = G * (n * dgamma)
+        before = mres + ext
+        ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
+                   slip_count, buf_e, buf_s, buf_dg)
+        if ns > 0:
+            mres = mean_xy(sig)
+            rec_step[nrec] = n
+            rec_before[nrec] = before
+            rec_after[nrec] = mres + ext
+            rec_slips[nrec] = ns
+            nrec += 1
+        if stop_at_zero and sign * (mres + ext) <= 0.0:
+            return n, nrec, True
+    return n, nrec, True
+
+
+# ------------------------------------------------------------------ KMC quench
+@njit(cache=True)
+def _element_rates(sig, tau_c, a, b, T, e, rates):
+    d = sig[e, 0] - sig[e, 1]
+    sxy = sig[e, 2]
+    tot = 0.0
+    for s in range(tau_c.shape[1]):
+        r = np.exp(-_dtau(tau_c[e, s], a[e, s], b[e, s], d, sxy) / T)
+        rates[e, s] = r
+        tot += r
+    return tot
+
+
+@njit(cache=True)
+def _tree_build(tree, P, leaves):
+    for i in range(P):
+        tree[P + i] = leaves[i] if i < leaves.shape[0] else 0.0
+    for i in range(P - 1, 0, -1):
+        tree[i] = tree[2 * i] + tree[2 * i + 1]
+
+
+@njit(cache=True)
+def _tree_update(tree, P, i, value):
+    i += P
+    tree[i] = value
+    i //= 2
+    while i >= 1:
+        tree[i] = tree[2 * i] + tree[2 * i + 1]
+        i //= 2
+
+
+@njit(cache=True)
+def _tree_find(tree, P, r):
+    """Leaf index whose cumulative interval contains r (0 <= r < total): O(log P)."""
+    i = 1
+    while i < P:
+        left = tree[2 * i]
+        if r < left:
+            i = 2 * i
+        else:
+            r -= left
+            i = 2 * i + 1
+    return i - P
+
+
+@njit(cache=True)
+def _vm_mean(sig):
+    acc = 0.0
+    for e in range(sig.shape[0]):
+        dd = 0.5 * (sig[e, 0] - sig[e, 1])
+        acc += np.sqrt(dd * dd + sig[e, 2] * sig[e, 2])
+    return acc / sig.shape[0]
+
+
+@njit(cache=True)
+def _min_dtau_mean(sig, tau_c, a, b):
+    acc = 0.0
+    for e in range(sig.shape[0]):
+        s, dt = weakest_active(sig, 0.0, tau_c, a, b, e)
+        acc += dt
+    return acc / sig.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam, chi, f_coef,
+               slip_count, block, rtol, min_blocks, max_blocks, history):
+    """Thermal KMC at gamma_ext = 0 (appendix A.3) until stationarity, then T = 0 relaxation.
+
+    Event selection: rates nu = exp(-Delta tau^c / T) (Eq. 11, V_a = 1), element
+    sums in a sum tree (O(log E) descent) then a scan of the chosen element's N
+    systems.  The thermal slip uses gamma_max(tau^c); each event is followed by an
+    athermal avalanche.  After every slip, the stress of all elements changes
+    (dense kernel), so the rates of all elements are refreshed.
+
+    Stationarity criterion (stated and tested): blocks of ``block`` thermal events;
+    per block the means of X1 = <Sigma_vm> and X2 = <min_s Delta tau^c> over
+    elements and events.  Stationary when every element has slipped at least once
+    and, for both X, the mean of the last two blocks differs from the mean of
+    the two before by at most ``rtol`` (relative), after ``min_blocks`` blocks.
+    Returns (events, blocks, converged); ``history[b] = (X1, X2)`` per block.
+    """
+    E, N = tau_c.shape
+    P = 1
+    while P < E:
+        P *= 2
+    tree = np.zeros(2 * P)
+    rates = np.empty((E, N))
+    esum = np.empty(E)
+    buf_e = np.empty(E, np.int64)
+    buf_s = np.empty(E, np.int64)
+    buf_dg = np.empty(E)
+    # start from an athermally stable state
+    relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
+          slip_count, buf_e, buf_s, buf_dg)
+    events = 0
+    for blk in range(max_blocks):
+        x1 = 0.0
+        x2 = 0.0
+        for _ in range(block):
+            for e in range(E):
+                esum[e] = _element_rates(sig, tau_c, a, b, T, e, rates)
+            _tree_build(tree, P, esum)
+            total = tree[1]
+            r = rng_uniform(rng) * total
+            e = _tree_find(tree, P, r)
+            if e >= E:
+                e = E - 1
+            r -= 0.0
+            # position of r inside element e: subtract the mass of leaves before e
+            acc = 0.0
+            i = e + P
+            while i > 1:
+                if i % 2 == 1:
+                    acc += tree[i - 1]
+                i //= 2
+            r2 = r - acc
+            s = N - 1
+            c = 0.0
+            for q in range(N):
+                c += rates[e, q]
+                if r2 < c:
+                    s = q
+                    break
+            dg = slip_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi)
+            apply_slip(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s])
+            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef)
+            slip_count[e] += 1
+            relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
+                  slip_count, buf_e, buf_s, buf_dg)
+            events += 1
+            x1 += _vm_mean(sig)
+            x2 += _min_dtau_mean(sig, tau_c, a, b)
+        history[blk, 0] = x1 / block
+        history[blk, 1] = x2 / block
+        nb = blk + 1
+        if nb >= min_blocks and nb >= 4:
+            all_slipped = True
+            for e in range(E):
+                if slip_count[e] == 0:
+                    all_slipped = False
+                    break
+            if all_slipped:
+                ok = True
+                for c in range(2):
+                    recent = 0.5 * (history[nb - 1, c] + history[nb - 2, c])
+                    before = 0.5 * (history[nb - 3, c] + history[nb - 4, c])
+                    if abs(recent - before) > rtol * abs(recent):
+                        ok = False
+                if ok:
+                    return events, nb, True
+    return events, max_blocks, False

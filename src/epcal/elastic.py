@@ -1,0 +1,301 @@
+"""Elastic kernels of the bilinear-quad FEM lattice (paper section 3, A.7; DESIGN.md section 2).
+
+Tensor convention (stated once, used everywhere): symmetric 2x2 tensors are
+stored as 3-vectors of *tensor components* ``(t_xx, t_yy, t_xy)`` -- never the
+engineering shear 2 eps_xy.  The double contraction is therefore
+``A:B = A_xx B_xx + A_yy B_yy + 2 A_xy B_xy = A @ W @ B`` with ``W = diag(1, 1, 2)``
+(:func:`ddot`).  The isotropic stiffness ``sigma = (B - G) tr(eps) I + 2 G eps``
+is the 3x3 matrix :func:`stiffness` acting on such vectors.
+
+A *kernel* maps a plastic strain (3-vector) in one element to the stress change
+(3-vector) of every element: ``dSigma[e'] = K[e' - e] @ deps_pl[e]``.
+
+* :func:`periodic_kernel` -- bi-periodic L x L lattice, macroscopic strain held
+  fixed, via FFT of the block-circulant stiffness (exact FEM, full 2x2 Gauss).
+* :func:`patch_kernel` -- n x n patch with all boundary nodes fixed (local
+  shear test, section 3.5).
+* :func:`eshelby_tensor` and :func:`slip_stiffness` -- S of an element in its
+  own lattice and f(theta) = (C:(S - I):M(theta)):M(theta) of Eq. (6).
+
+The kernels do not depend on the element side l (2D elasticity is scale free),
+only on L (or n), G and B.  They are cached on disk (:func:`cached`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: contraction weights for tensor-component 3-vectors, A:B = A @ W @ B
+W = np.diag([1.0, 1.0, 2.0])
+_GAUSS = 1.0 / np.sqrt(3.0)
+#: local node order of an element: (0,0), (1,0), (1,1), (0,1) in units of l
+CORNERS = np.array([(0, 0), (1, 0), (1, 1), (0, 1)])
+_KERNEL_VERSION = 1
+
+
+def stiffness(G: float, B: float) -> np.ndarray:
+    """Isotropic 2D stiffness C on tensor-component vectors: sigma = C @ eps."""
+    return np.array([[B + G, B - G, 0.0], [B - G, B + G, 0.0], [0.0, 0.0, 2.0 * G]])
+
+
+def ddot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Double contraction A:B of tensor-component vectors (last axis of length 3)."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + 2.0 * a[..., 2] * b[..., 2]
+
+
+def slip_tensor(theta) -> np.ndarray:
+    """M(theta) of Eq. (3) as tensor-component vectors, shape (..., 3)."""
+    theta = np.asarray(theta, dtype=float)
+    s, c = np.sin(2 * theta), np.cos(2 * theta)
+    return 0.5 * np.stack([-s, s, c], axis=-1)
+
+
+def von_mises(sig: np.ndarray) -> np.ndarray:
+    """Sigma_vm = (1/2 Sigma':Sigma')^(1/2) of a tensor-component vector (section 4.2)."""
+    sig = np.asarray(sig, dtype=float)
+    return np.sqrt(0.25 * (sig[..., 0] - sig[..., 1]) ** 2 + sig[..., 2] ** 2)
+
+
+# ----------------------------------------------------------------- Q4 element
+def _b_matrix(xi: float, eta: float, l: float) -> np.ndarray:
+    """Strain-displacement matrix (3 x 8, tensor components) at natural point (xi, eta)."""
+    sx = np.array([-1.0, 1.0, 1.0, -1.0])
+    sy = np.array([-1.0, -1.0, 1.0, 1.0])
+    dndx = (2.0 / l) * 0.25 * sx * (1.0 + sy * eta)
+    dndy = (2.0 / l) * 0.25 * sy * (1.0 + sx * xi)
+    Bm = np.zeros((3, 8))
+    Bm[0, 0::2] = dndx
+    Bm[1, 1::2] = dndy
+    Bm[2, 0::2] = 0.5 * dndy
+    Bm[2, 1::2] = 0.5 * dndx
+    return Bm
+
+
+def element_matrices(G: float, B: float, l: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Stiffness K_e (8 x 8, full 2x2 Gauss) and mean strain operator Bbar (3 x 8).
+
+    DOFs ordered (ux, uy) per corner in :data:`CORNERS` order.  The element
+    strain is the average of the symmetric gradient, which for Q4 is Bbar u.
+    """
+    C = stiffness(G, B)
+    Ke = np.zeros((8, 8))
+    detJ = (l / 2.0) ** 2
+    for xi in (-_GAUSS, _GAUSS):
+        for eta in (-_GAUSS, _GAUSS):
+            Bm = _b_matrix(xi, eta, l)
+            Ke += Bm.T @ W @ C @ Bm * detJ
+    return Ke, _b_matrix(0.0, 0.0, l)
+
+
+# ------------------------------------------------------------ periodic kernel
+def periodic_kernel_fft(L: int, G: float, B: float) -> np.ndarray:
+    """Stress kernel of the bi-periodic L x L lattice at fixed macroscopic strain.
+
+    Returns K with shape (L, L, 3, 3): K[dx, dy] @ eps_pl is the stress change in
+    the element at offset (dx, dy) (periodic) from a plastic strain eps_pl in the
+    element at (0, 0).  The periodic stiffness is block circulant; each Fourier
+    mode q is solved with its 2x2 stiffness.  q = 0 carries no displacement
+    (macroscopic strain fixed), giving the uniform term -C eps_pl / L^2.
+    """
+    l = 1.0
+    C = stiffness(G, B)
+    Ke, Bbar = element_matrices(G, B, l)
+    q = 2 * np.pi * np.fft.fftfreq(L)
+    qx, qy = np.meshgrid(q, q, indexing="ij")
+    phase = np.exp(1j * (qx[..., None] * CORNERS[:, 0] + qy[..., None] * CORNERS[:, 1]))  # (L,L,4)
+    Bb = Bbar.reshape(3, 4, 2)
+    Bq = np.einsum("ijc,mcd->ijmd", phase, Bb)  # (L,L,3,2)
+    Kc = Ke.reshape(4, 2, 4, 2)
+    Kq = np.einsum("ijc,cadb,ijd->ijab", phase.conj(), Kc, phase)  # (L,L,2,2)
+    # force per unit plastic strain e_m: l^2 Bq^H W C e_m -> (L,L,2,3)
+    F = l * l * np.einsum("ijmd,mn->ijdn", Bq.conj(), W @ C)
+    Kq[0, 0] = np.eye(2)
+    F[0, 0] = 0.0
+    U = np.linalg.solve(Kq, F)  # (L,L,2,3)
+    dEps = np.einsum("ijmd,ijdn->ijmn", Bq, U)  # (L,L,3,3) strain per unit eps_pl
+    dSig = np.einsum("ab,ijbn->ijan", C, dEps - np.eye(3))
+    K = np.fft.ifft2(dSig, axes=(0, 1))
+    if np.abs(K.imag).max() > 1e-9 * np.abs(K.real).max():
+        raise RuntimeError("periodic kernel is not real: FFT conventions broken")
+    return np.ascontiguousarray(K.real)
+
+
+def assemble(nx: int, ny: int, G: float, B: float, periodic: bool):
+    """Sparse global stiffness of an nx x ny element grid (scipy CSR) and the node map.
+
+    Nodes: (nx x ny) when periodic, else (nx+1) x (ny+1); node (i, j) has DOFs
+    2*node + (0, 1).  Returns (K, element_nodes) with element_nodes (nx*ny, 4).
+    """
+    import scipy.sparse as sp
+
+    Ke, _ = element_matrices(G, B, 1.0)
+    mx, my = (nx, ny) if periodic else (nx + 1, ny + 1)
+    i, j = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
+    i, j = i.ravel(), j.ravel()
+    en = np.stack([((i + cx) % mx) * my + (j + cy) % my for cx, cy in CORNERS], axis=1)
+    dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(len(en), 8)
+    rows = np.repeat(dofs, 8, axis=1).ravel()
+    cols = np.tile(dofs, (1, 8)).ravel()
+    vals = np.tile(Ke.ravel(), len(en))
+    K = sp.csr_matrix((vals, (rows, cols)), shape=(2 * mx * my, 2 * mx * my))
+    return K, en
+
+
+def solve_periodic_direct(eps_pl: np.ndarray, G: float, B: float) -> np.ndarray:
+    """Stress field (L, L, 3) of a plastic strain field eps_pl (L, L, 3) by a direct sparse FEM solve.
+
+    Independent of the FFT path: assembles the periodic stiffness, pins one node
+    (rigid translation) and solves at zero macroscopic strain.  Used by tests.
+    """
+    import scipy.sparse.linalg as spla
+
+    L = eps_pl.shape[0]
+    C = stiffness(G, B)
+    K, en = assemble(L, L, G, B, periodic=True)
+    _, Bbar = element_matrices(G, B, 1.0)
+    ep = eps_pl.reshape(-1, 3)
+    fe = (Bbar.T @ W @ C @ ep.T).T  # (E, 8)
+    dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(len(en), 8)
+    f = np.zeros(K.shape[0])
+    np.add.at(f, dofs.ravel(), fe.ravel())
+    free = np.arange(2, K.shape[0])
+    u = np.zeros(K.shape[0])
+    u[free] = spla.spsolve(K[free][:, free].tocsc(), f[free])
+    eps = (Bbar @ u[dofs].T).T
+    return ((C @ (eps - ep).T).T).reshape(L, L, 3)
+
+
+# --------------------------------------------------------------- patch kernel
+def patch_kernel_direct(n: int, G: float, B: float) -> np.ndarray:
+    """Stress kernel of an n x n patch with its boundary nodes fixed (section 3.5).
+
+    Returns Kp with shape (n*n, n*n, 3, 3): Kp[a, b] @ eps_pl is the stress change
+    of element a (flat index i*n + j) from a plastic strain eps_pl in element b,
+    at fixed boundary displacement.  Dense solve of the interior nodes.
+    """
+    C = stiffness(G, B)
+    E = n * n
+    Kp = np.empty((E, E, 3, 3))
+    if n == 1:
+        Kp[0, 0] = -C
+        return Kp
+    K, en = assemble(n, n, G, B, periodic=False)
+    _, Bbar = element_matrices(G, B, 1.0)
+    m = n + 1
+    ni, nj = np.divmod(np.arange(m * m), m)
+    interior_nodes = np.flatnonzero((ni > 0) & (ni < n) & (nj > 0) & (nj < n))
+    free = np.stack([2 * interior_nodes, 2 * interior_nodes + 1], axis=1).ravel()
+    Kii = K[free][:, free].toarray()
+    dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(E, 8)
+    # force vectors for unit plastic strain components in every element: (ndof, E*3)
+    Fall = np.zeros((K.shape[0], E * 3))
+    fe = Bbar.T @ W @ C  # (8, 3)
+    for b in range(E):
+        Fall[dofs[b], 3 * b:3 * b + 3] += fe
+    U = np.zeros((K.shape[0], E * 3))
+    U[free] = np.linalg.solve(Kii, Fall[free])
+    eps = np.einsum("md,adx->amx", Bbar, U[dofs])  # (E, 3, E*3)
+    eps = eps.reshape(E, 3, E, 3).transpose(0, 2, 1, 3)  # (a, b, 3, 3)
+    eps[np.arange(E), np.arange(E)] -= np.eye(3)
+    Kp[:] = np.einsum("xy,abyn->abxn", C, eps)
+    return Kp
+
+
+def solve_patch_direct(eps_pl: np.ndarray, G: float, B: float) -> np.ndarray:
+    """Stress (n, n, 3) of a plastic strain field (n, n, 3) in a fixed-boundary patch, sparse solve.
+
+    Independent route for tests: eliminates the boundary DOFs of the assembled
+    sparse stiffness and solves for the given field at once.
+    """
+    import scipy.sparse.linalg as spla
+
+    n = eps_pl.shape[0]
+    C = stiffness(G, B)
+    ep = eps_pl.reshape(-1, 3)
+    if n == 1:
+        return (-(C @ ep.T).T).reshape(1, 1, 3)
+    K, en = assemble(n, n, G, B, periodic=False)
+    _, Bbar = element_matrices(G, B, 1.0)
+    dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(len(en), 8)
+    f = np.zeros(K.shape[0])
+    np.add.at(f, dofs.ravel(), ((Bbar.T @ W @ C @ ep.T).T).ravel())
+    m = n + 1
+    ni, nj = np.divmod(np.arange(m * m), m)
+    inner = np.flatnonzero((ni > 0) & (ni < n) & (nj > 0) & (nj < n))
+    free = np.stack([2 * inner, 2 * inner + 1], axis=1).ravel()
+    u = np.zeros(K.shape[0])
+    u[free] = spla.spsolve(K[free][:, free].tocsc(), f[free])
+    eps = (Bbar @ u[dofs].T).T
+    return ((C @ (eps - ep).T).T).reshape(n, n, 3)
+
+
+# --------------------------------------------------------- Eshelby and f(theta)
+def eshelby_tensor(K: np.ndarray, G: float, B: float) -> np.ndarray:
+    """Eshelby tensor S (3x3 on tensor-component vectors) of an element in its lattice.
+
+    Strain response of an element to a unit eigenstrain in itself (A.7):
+    dSigma = C (S - I) eps_pl = K[0, 0] eps_pl, hence S = I + C^-1 K[0, 0].
+    Accepts a periodic kernel (L, L, 3, 3) or a self block (3, 3).
+    """
+    K0 = K[0, 0] if K.ndim == 4 else K
+    return np.eye(3) + np.linalg.solve(stiffness(G, B), K0)
+
+
+def slip_stiffness(theta, K: np.ndarray) -> np.ndarray:
+    """f(theta) = (C:(S - I):M(theta)):M(theta) = M:K0 M, negative (Eq. 6, A.7)."""
+    K0 = K[0, 0] if K.ndim == 4 else K
+    M = slip_tensor(theta)
+    return ddot(M, M @ K0.T)
+
+
+# ------------------------------------------------------------------ disk cache
+def cache_dir() -> Path:
+    """Kernel cache folder: $EPCAL_CACHE_DIR or ~/.cache/epcal/kernels."""
+    env = os.environ.get("EPCAL_CACHE_DIR")
+    base = Path(env) if env else Path.home() / ".cache" / "epcal"
+    return base / "kernels"
+
+
+def cached(kind: str, size: int, G: float, B: float) -> np.ndarray:
+    """Kernel ``kind`` ('periodic' or 'patch') of ``size`` (L or n), cached on disk.
+
+    The file name is a hash of (kind, size, G, B, kernel version); writes are
+    atomic (temporary file then rename), so concurrent jobs are safe.
+    """
+    key = f"{kind}|{int(size)}|{float(G)!r}|{float(B)!r}|v{_KERNEL_VERSION}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = cache_dir() / f"{kind}-{int(size)}-{digest}.npy"
+    if path.exists():
+        try:
+            return np.load(path)
+        except (ValueError, OSError):
+            pass  # corrupt: recompute
+    if kind == "periodic":
+        K = periodic_kernel_fft(int(size), G, B)
+    elif kind == "patch":
+        K = patch_kernel_direct(int(size), G, B)
+    else:
+        raise ValueError(f"unknown kernel kind {kind!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, K)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only cache: still return the kernel
+    return K
+
+
+def periodic_kernel(L: int, G: float, B: float) -> np.ndarray:
+    """Cached :func:`periodic_kernel_fft`."""
+    return cached("periodic", L, G, B)
+
+
+def patch_kernel(n: int, G: float, B: float) -> np.ndarray:
+    """Cached :func:`patch_kernel_direct`."""
+    return cached("patch", n, G, B)

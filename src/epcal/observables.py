@@ -1,0 +1,133 @@
+"""Observables: engine arrays -> tidy tables, and the macroscale statistics of section 4.1.
+
+The macro table (``epcal.schema.MACRO``) stores the ends of the elastic branches.
+From it :func:`macro_observables` derives, in the stationary regime
+gamma_ext > 0.5 (Fig. 2):
+
+* ``stress``  -- Sigma_xy^ext after relaxation at every strain step (elastic
+  branches are linear between records, exact for the EPM);
+* ``drops``   -- delta Sigma = sigma_before - sigma_after of each avalanche;
+* ``increments`` -- Delta Sigma, the rise along one elastic branch between two
+  consecutive avalanches (multiples of G dgamma for the EPM, Fig. 2d).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .schema import DELTA_GAMMA, GAMMA_STATIONARY
+
+MACRO_COLUMNS = ["replica", "step", "gamma_ext", "sigma_before", "sigma_after", "avalanche", "n_slips"]
+
+
+def macro_frame(replica: int, steps, before, after, slips, dgamma: float = DELTA_GAMMA) -> pd.DataFrame:
+    """Macro table of one run from engine records (first and last rows included by the caller)."""
+    steps = np.asarray(steps, np.int64)
+    slips = np.asarray(slips, np.int64)
+    return pd.DataFrame({
+        "replica": np.full(len(steps), replica, np.int64),
+        "step": steps,
+        "gamma_ext": steps * dgamma,
+        "sigma_before": np.asarray(before, float),
+        "sigma_after": np.asarray(after, float),
+        "avalanche": slips > 0,
+        "n_slips": slips,
+    })
+
+
+def _replica_observables(g: pd.DataFrame, gamma_min: float):
+    step = g["step"].to_numpy()
+    gam = g["gamma_ext"].to_numpy()
+    before = g["sigma_before"].to_numpy()
+    after = g["sigma_after"].to_numpy()
+    aval = g["avalanche"].to_numpy()
+    # stress at every strain step: branch i runs from (step_i, after_i) to (step_{i+1}, before_{i+1})
+    length = np.abs(np.diff(step))
+    reps = length.copy()
+    reps[-1] += 1  # include the end of the run
+    j = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    start = np.repeat(after[:-1], reps)
+    slope = np.repeat(np.where(length > 0, (before[1:] - after[:-1]) / np.maximum(length, 1), 0.0), reps)
+    values = start + slope * j
+    dg = np.repeat(np.where(length > 0, (gam[1:] - gam[:-1]) / np.maximum(length, 1), 0.0), reps)
+    gvals = np.repeat(gam[:-1], reps) + dg * j
+    stress = values[gvals > gamma_min]
+    sel = aval & (gam > gamma_min)
+    drops = (before - after)[sel]
+    idx = np.flatnonzero(aval)
+    idx = idx[gam[idx] > gamma_min]
+    increments = before[idx[1:]] - after[idx[:-1]]
+    return stress, drops, increments
+
+
+def macro_observables(df: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY) -> dict[str, np.ndarray]:
+    """Stationary-regime samples of Sigma_xy^ext, drops and increments (Fig. 2 b-d)."""
+    parts = {"stress": [], "drops": [], "increments": []}
+    for _, g in df.groupby("replica", sort=True):
+        g = g.sort_values("step", kind="stable") if g["step"].iloc[-1] >= g["step"].iloc[0] else g
+        s, d, i = _replica_observables(g, gamma_min)
+        parts["stress"].append(s)
+        parts["drops"].append(d)
+        parts["increments"].append(i)
+    return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
+
+
+def macro_summary(df: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY) -> dict[str, float]:
+    """Scalar summary of a macro table (used by ``epcal aqs --summary``)."""
+    obs = macro_observables(df, gamma_min)
+    n_rep = df["replica"].nunique()
+    span = 0.0
+    for _, g in df.groupby("replica"):
+        span += max(0.0, g["gamma_ext"].max() - gamma_min)
+    slips = df.loc[df["avalanche"], "n_slips"].sum() if "n_slips" in df else np.nan
+    return {
+        "sigma_mean": float(np.mean(obs["stress"])) if obs["stress"].size else float("nan"),
+        "sigma_std": float(np.std(obs["stress"])) if obs["stress"].size else float("nan"),
+        "drop_mean": float(np.mean(obs["drops"])) if obs["drops"].size else float("nan"),
+        "increment_mean": float(np.mean(obs["increments"])) if obs["increments"].size else float("nan"),
+        "drops_per_strain": float(obs["drops"].size / span) if span > 0 else float("nan"),
+        "slips_per_run": float(slips / n_rep) if n_rep else float("nan"),
+        "replicas": int(n_rep),
+    }
+
+
+def probe_frame(out: np.ndarray, *, state: str, replica: int, corners: np.ndarray, L: int, l: float,
+                n_list, alpha_deg) -> pd.DataFrame:
+    """Probe table (``epcal.schema.PROBE``) from the engine output of :func:`epcal.probe.probe_kernel`."""
+    from .params import patch_radius
+
+    P, NN, A, _ = out.shape
+    alpha = np.deg2rad(np.asarray(alpha_deg, float))
+    s2, c2 = np.sin(2 * alpha), np.cos(2 * alpha)
+    pi, ni, qi = np.meshgrid(np.arange(P), np.arange(NN), np.arange(A), indexing="ij")
+    pi, ni, qi = pi.ravel(), ni.ravel(), qi.ravel()
+    r = out.reshape(-1, out.shape[-1])
+    n_arr = np.asarray(n_list, np.int64)[ni]
+    ci, cj = np.divmod(np.asarray(corners, np.int64)[pi], L)
+    box = L * l
+
+    def tau(sxx, syy, sxy):
+        return -0.5 * s2[qi] * (sxx - syy) + c2[qi] * sxy
+
+    tau_i = tau(r[:, 1], r[:, 2], r[:, 3])
+    tau_c = tau(r[:, 4], r[:, 5], r[:, 6])
+    tau_f = tau(r[:, 7], r[:, 8], r[:, 9])
+    return pd.DataFrame({
+        "state": state,
+        "replica": np.full(len(pi), replica, np.int64),
+        "x": np.mod((ci + 0.5 * n_arr) * l, box),
+        "y": np.mod((cj + 0.5 * n_arr) * l, box),
+        "R": np.array([patch_radius(int(n), l) for n in n_arr]),
+        "alpha": np.asarray(alpha_deg, float)[qi],
+        "n": n_arr,
+        "tau_i": tau_i,
+        "tau_c": tau_c,
+        "delta_tau_c": tau_c - tau_i,
+        "drop_tau_c": tau_c - tau_f,
+        "sigma_vm": np.sqrt(0.25 * (r[:, 1] - r[:, 2]) ** 2 + r[:, 3] ** 2),
+        "gamma_c": r[:, 0],
+        "sxx_i": r[:, 1], "syy_i": r[:, 2], "sxy_i": r[:, 3],
+        "sxx_c": r[:, 4], "syy_c": r[:, 5], "sxy_c": r[:, 6],
+        "sxx_f": r[:, 7], "syy_f": r[:, 8], "sxy_f": r[:, 9],
+        "n_slips": r[:, 10].astype(np.int64),
+    })

@@ -1,0 +1,102 @@
+"""EPM parameters and the geometric rules of appendix A.2 (Table 1)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+
+#: Side of the atomistic domain (paper section 2.1), in LJ lengths.
+DOMAIN_LENGTH = 98.8045
+#: Density of slip systems rho_s (section 3.2): N = rho_s l^2, rounded to a multiple of 4.
+RHO_S = 0.8
+#: Paper's measured moduli of its glass (section 4).
+SHEAR_MODULUS = 13.2
+BULK_MODULUS = 59.0
+
+#: Table 1 of the paper: l -> (L_EP, N, n(R=30)).
+TABLE1 = {3.5: (29, 8, 15), 4.4: (23, 16, 12), 6.6: (15, 36, 8),
+          8.8: (11, 64, 6), 10.5: (9, 92, 5), 13.2: (8, 144, 4)}
+
+
+def lattice_size(l: float, domain_length: float = DOMAIN_LENGTH) -> int:
+    """L_EP = number of elements of side l that tile the domain (A.2)."""
+    return max(1, int(round(domain_length / l)))
+
+
+def slip_systems(l: float, rho_s: float = RHO_S) -> int:
+    """N = rho_s l^2 rounded to the closest multiple of 4, at least 4 (A.2)."""
+    return max(4, 4 * int(round(rho_s * l * l / 4.0)))
+
+
+def patch_size(R: float, l: float) -> int:
+    """Patch side n whose effective radius l n / sqrt(pi) is closest to R (section 3.5)."""
+    return max(1, int(round(R * math.sqrt(math.pi) / l)))
+
+
+def patch_radius(n: int, l: float) -> float:
+    """Effective radius R = l n / sqrt(pi) of an n x n patch (section 3.5)."""
+    return l * n / math.sqrt(math.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class EPMParams:
+    """Parameters of one EPM (section 3).
+
+    L: elements per side (L_EP); l: element side (LJ length); N: slip systems per
+    element; k, lam: Weibull shape and scale of slip thresholds (Eq. 5); chi:
+    exponent of the slip amplitude distribution (Eq. 7); G, B: shear and 2D bulk
+    moduli.
+    """
+
+    L: int
+    l: float
+    N: int
+    k: float
+    lam: float
+    chi: float
+    G: float = SHEAR_MODULUS
+    B: float = BULK_MODULUS
+
+    @classmethod
+    def for_element_length(cls, l: float, k: float, lam: float, chi: float, *,
+                           G: float = SHEAR_MODULUS, B: float = BULK_MODULUS,
+                           domain_length: float = DOMAIN_LENGTH, rho_s: float = RHO_S,
+                           N: int | None = None) -> "EPMParams":
+        """Lattice size and N from appendix A.2 (reproduces Table 1 at the paper's domain)."""
+        return cls(L=lattice_size(l, domain_length), l=float(l),
+                   N=slip_systems(l, rho_s) if N is None else int(N),
+                   k=float(k), lam=float(lam), chi=float(chi), G=float(G), B=float(B)).validate()
+
+    def validate(self) -> "EPMParams":
+        """Raise ValueError naming the first bad parameter; return self."""
+        checks = [
+            ("L (--size)", self.L, isinstance(self.L, int) and self.L >= 2, "an integer >= 2"),
+            ("l", self.l, self.l > 0 and math.isfinite(self.l), "a positive element length"),
+            ("N (--slip-systems)", self.N, isinstance(self.N, int) and self.N >= 4 and self.N % 4 == 0,
+             "a positive multiple of 4 (groups theta, theta+pi/2, theta+pi/4, theta+3pi/4)"),
+            ("k", self.k, self.k > 0 and math.isfinite(self.k), "a positive Weibull shape"),
+            ("lam", self.lam, self.lam > 0 and math.isfinite(self.lam), "a positive Weibull scale"),
+            ("chi", self.chi, self.chi > 0 and math.isfinite(self.chi), "a positive amplitude exponent"),
+            ("G (--shear-modulus)", self.G, self.G > 0, "a positive shear modulus"),
+            ("B (--bulk-modulus)", self.B, self.B > self.G / 2 if self.G > 0 else False,
+             "a 2D bulk modulus > G/2 (positive-definite elasticity, 2D Poisson ratio < 1)"),
+        ]
+        for name, value, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"parameter {name} = {value!r}: expected {expected}")
+        return self
+
+    def patch_size(self, R: float) -> int:
+        n = patch_size(R, self.l)
+        if n > self.L:
+            raise ValueError(f"patch radius R = {R}: needs n = {n} elements per side, "
+                             f"larger than the lattice L_EP = {self.L}")
+        return n
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> int:
+        """Stable 64-bit digest of the parameters (used to derive random streams)."""
+        text = repr(tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)))
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")

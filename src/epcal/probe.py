@@ -1,0 +1,224 @@
+"""Local shear test of n x n patches (paper section 3.5), numba kernels.
+
+A patch of n x n contiguous elements (wrapping the periodic boundary) is isolated
+with its current stresses and slip systems.  Its boundary nodes are displaced by
+the pure shear gamma~ M(alpha); in a homogeneous patch this loading adds the
+uniform stress gamma~ C:M(alpha) = gamma~ G (-sin2a, sin2a, cos2a) to every element,
+so a system's resolved stress rises at rate G cos(2(theta - alpha)).  The onset
+gamma~_c is found exactly (minimum over the patch systems of the strain to
+threshold), then the avalanche relaxes at fixed gamma~ with the fixed-boundary
+patch kernel (:func:`epcal.elastic.patch_kernel`) and the same slip rules as the
+full system (Eqs. 6-7, renewal).  Slip amplitudes use the element's own
+gamma_max = -2 tau / f(theta) (Eq. 6) with the same Eshelby tensor as in the
+full lattice: "slip events occur according to the same rules".
+
+The probed state is never modified: renewed systems live in a per-test overlay.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .dynamics import ACTIVE, MAX_RELAX_STEPS
+from .slip import renew_element, slip_amplitude
+
+
+@njit(cache=True)
+def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a):
+    """Per element and orientation: strain gamma~ to first activation and the system.
+
+    Returns (g (E, A), sys (E, A)).  tau(gamma~) = tau + gamma~ G c with
+    c = cos(2(theta - alpha)) = b cos2a - 2 a sin2a.
+    """
+    E, N = tau_c.shape
+    A = cos2a.shape[0]
+    g = np.full((E, A), np.inf)
+    arg = np.full((E, A), -1, np.int64)
+    for e in range(E):
+        d = sig[e, 0] - sig[e, 1]
+        sxy = sig[e, 2]
+        for s in range(N):
+            rem = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
+            for q in range(A):
+                c = b[e, s] * cos2a[q] - 2.0 * a[e, s] * sin2a[q]
+                if c > 0.0:
+                    gg = rem / (G * c)
+                    if gg < g[e, q]:
+                        g[e, q] = gg
+                        arg[e, q] = s
+    return g, arg
+
+
+@njit(cache=True, nogil=True)
+def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat, k_off,
+                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out):
+    """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
+    (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
+
+    sig: full element stress (E, 3) of the probed state.  corners: flat index of
+    the patch's lower-left element.  Kernel of size n at kd_flat[k_off[ni]:]
+    laid out as [a, b, 3] (reduced, see :func:`epcal.dynamics.reduce_kernel`).
+    """
+    E, N = tau_c.shape
+    A = cos2a.shape[0]
+    nmax = 0
+    for ni in range(n_list.shape[0]):
+        if n_list[ni] > nmax:
+            nmax = n_list[ni]
+    M = nmax * nmax
+    g_el, s_el = element_onsets(sig, tau_c, a, b, G, cos2a, sin2a)
+    loc_sig = np.empty((M, 3))
+    loc_elem = np.empty(M, np.int64)
+    ov = np.zeros(M, np.bool_)
+    ov_theta = np.empty((M, N))
+    ov_tau = np.empty((M, N))
+    ov_a = np.empty((M, N))
+    ov_b = np.empty((M, N))
+    ov_g = np.empty((M, N))
+    buf_a = np.empty(M, np.int64)
+    buf_s = np.empty(M, np.int64)
+    buf_dg = np.empty(M)
+    for p in range(corners.shape[0]):
+        ci = corners[p] // L
+        cj = corners[p] - ci * L
+        for ni in range(n_list.shape[0]):
+            n = n_list[ni]
+            m = n * n
+            off = k_off[ni]
+            for u in range(n):
+                for v in range(n):
+                    loc_elem[u * n + v] = ((ci + u) % L) * L + (cj + v) % L
+            si0 = 0.0
+            si1 = 0.0
+            si2 = 0.0
+            for x in range(m):
+                e = loc_elem[x]
+                si0 += sig[e, 0]
+                si1 += sig[e, 1]
+                si2 += sig[e, 2]
+            si0 /= m
+            si1 /= m
+            si2 /= m
+            for q in range(A):
+                # onset: weakest element of the patch for this orientation
+                gc = np.inf
+                trig = -1
+                for x in range(m):
+                    gg = g_el[loc_elem[x], q]
+                    if gg < gc:
+                        gc = gg
+                        trig = x
+                r = out[p, ni, q]
+                r[0] = gc
+                r[1] = si0
+                r[2] = si1
+                r[3] = si2
+                if trig < 0:  # no system can be activated by this loading (never for N >= 4)
+                    for z in range(4, 11):
+                        r[z] = np.nan
+                    continue
+                lx = -gc * G * sin2a[q]
+                ly = gc * G * sin2a[q]
+                lxy = gc * G * cos2a[q]
+                r[4] = si0 + lx
+                r[5] = si1 + ly
+                r[6] = si2 + lxy
+                for x in range(m):
+                    e = loc_elem[x]
+                    loc_sig[x, 0] = sig[e, 0] + lx
+                    loc_sig[x, 1] = sig[e, 1] + ly
+                    loc_sig[x, 2] = sig[e, 2] + lxy
+                    ov[x] = False
+                # avalanche at fixed gamma~ (fixed boundary)
+                slips = 0
+                first = True
+                for _ in range(MAX_RELAX_STEPS):
+                    nact = 0
+                    for x in range(m):
+                        d = loc_sig[x, 0] - loc_sig[x, 1]
+                        sxy = loc_sig[x, 2]
+                        best = np.inf
+                        bs = -1
+                        if ov[x]:
+                            for s in range(N):
+                                dt = ov_tau[x, s] - (ov_a[x, s] * d + ov_b[x, s] * sxy)
+                                if dt < best:
+                                    best = dt
+                                    bs = s
+                        else:
+                            e = loc_elem[x]
+                            for s in range(N):
+                                dt = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
+                                if dt < best:
+                                    best = dt
+                                    bs = s
+                        if first and x == trig and best > ACTIVE:
+                            # the trigger sits exactly at threshold; round-off may leave it at +1e-16
+                            bs = s_el[loc_elem[x], q]
+                            best = ACTIVE
+                        if best <= ACTIVE:
+                            if ov[x]:
+                                tau = ov_tau[x, bs] - best
+                                gco = ov_g[x, bs]
+                            else:
+                                e = loc_elem[x]
+                                tau = tau_c[e, bs] - best
+                                gco = gcoef[e, bs]
+                            buf_a[nact] = x
+                            buf_s[nact] = bs
+                            buf_dg[nact] = slip_amplitude(rng, gco * tau, chi)
+                            nact += 1
+                    first = False
+                    if nact == 0:
+                        break
+                    for i in range(nact):
+                        x = buf_a[i]
+                        s = buf_s[i]
+                        if ov[x]:
+                            sa = ov_a[x, s]
+                            sb = ov_b[x, s]
+                        else:
+                            sa = a[loc_elem[x], s]
+                            sb = b[loc_elem[x], s]
+                        dg = buf_dg[i]
+                        base = off + x * m * 3
+                        for y in range(m):
+                            kb = base + y * 3
+                            loc_sig[y, 0] += dg * (sa * kd_flat[kb] + sb * kx_flat[kb])
+                            loc_sig[y, 1] += dg * (sa * kd_flat[kb + 1] + sb * kx_flat[kb + 1])
+                            loc_sig[y, 2] += dg * (sa * kd_flat[kb + 2] + sb * kx_flat[kb + 2])
+                    for i in range(nact):
+                        x = buf_a[i]
+                        renew_element(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef)
+                        ov[x] = True
+                    slips += nact
+                sf0 = 0.0
+                sf1 = 0.0
+                sf2 = 0.0
+                for x in range(m):
+                    sf0 += loc_sig[x, 0]
+                    sf1 += loc_sig[x, 1]
+                    sf2 += loc_sig[x, 2]
+                r[7] = sf0 / m
+                r[8] = sf1 / m
+                r[9] = sf2 / m
+                r[10] = slips
+
+
+def flatten_patch_kernels(kernels: list[np.ndarray]):
+    """Reduced patch kernels laid out for :func:`probe_kernel`: (kd_flat, kx_flat, offsets).
+
+    For a kernel Kp[a, b] (stress at a from plastic strain at b) the layout is
+    [b, a, component] so that one slip reads a contiguous block.
+    """
+    from .dynamics import reduce_kernel
+
+    kd_parts, kx_parts, offs = [], [], []
+    pos = 0
+    for Kp in kernels:
+        Kd, Kx = reduce_kernel(Kp)  # (a, b, 3)
+        kd_parts.append(np.ascontiguousarray(Kd.transpose(1, 0, 2)).ravel())
+        kx_parts.append(np.ascontiguousarray(Kx.transpose(1, 0, 2)).ravel())
+        offs.append(pos)
+        pos += kd_parts[-1].size
+    return np.concatenate(kd_parts), np.concatenate(kx_parts), np.array(offs, np.int64)

@@ -1,0 +1,271 @@
+"""Orchestration of EPM runs in plain Python: lattice states, protocols, replica ensembles.
+
+The numerics are in :mod:`epcal.dynamics` and :mod:`epcal.probe`; this module
+builds states, seeds random streams and turns engine output into tables.
+
+Random streams: replica r of parameters p with base seed s uses the xoshiro
+state derived from (s, digest(p), r, purpose), so a replica gives the same bits
+whether it runs alone, in a batch, or on another thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import code_version
+from .dynamics import aqs, kmc_quench, reduce_kernel
+from .elastic import patch_kernel, periodic_kernel
+from .observables import macro_frame, probe_frame
+from .params import EPMParams
+from .probe import flatten_patch_kernels, probe_kernel
+from .schema import DELTA_GAMMA
+from .slip import SlipSystems, make_rng_state, slip_stiffness_coefficients
+
+PURPOSE_DYNAMICS, PURPOSE_PROBE_QUENCH, PURPOSE_PROBE_STATIONARY = 0, 1, 2
+
+
+@dataclasses.dataclass
+class LatticeState:
+    """Everything that defines an EPM configuration (see :mod:`epcal.dynamics`)."""
+
+    sig: np.ndarray        # (E, 3) stress without the external load
+    eps_pl: np.ndarray     # (E, 3) plastic strain since the last reset
+    systems: SlipSystems
+    step: int = 0          # gamma_ext = step * dgamma
+    slip_count: np.ndarray | None = None
+
+    def copy(self) -> "LatticeState":
+        return LatticeState(self.sig.copy(), self.eps_pl.copy(), self.systems.copy(), self.step,
+                            None if self.slip_count is None else self.slip_count.copy())
+
+    def stress(self, G: float, dgamma: float = DELTA_GAMMA) -> np.ndarray:
+        """Full element stress Sigma = sig + (0, 0, G gamma_ext)."""
+        s = self.sig.copy()
+        s[:, 2] += G * (self.step * dgamma)
+        return s
+
+    def external_stress(self, G: float, dgamma: float = DELTA_GAMMA) -> float:
+        return float(self.sig[:, 2].mean() + G * (self.step * dgamma))
+
+
+@dataclasses.dataclass
+class QuenchInfo:
+    events: int
+    blocks: int
+    converged: bool
+    history: np.ndarray
+
+
+class Model:
+    """An EPM with its kernels: ``Model(params)`` then run protocols on states."""
+
+    def __init__(self, params: EPMParams, dgamma: float = DELTA_GAMMA):
+        self.params = params.validate()
+        self.dgamma = float(dgamma)
+        self.K = periodic_kernel(params.L, params.G, params.B)
+        self.Kd, self.Kx = reduce_kernel(self.K)
+        self.f_coef = slip_stiffness_coefficients(self.K)
+        self._patch = {}
+
+    # ------------------------------------------------------------------ states
+    def random_state(self, rng: np.ndarray) -> LatticeState:
+        """Random slip systems, no pre-stress, zero strain (section 3.2, A.3)."""
+        p = self.params
+        E = p.L * p.L
+        systems = SlipSystems.random(E, p.N, p.k, p.lam, self.f_coef, rng)
+        return LatticeState(np.zeros((E, 3)), np.zeros((E, 3)), systems, 0, np.zeros(E, np.int64))
+
+    def _args(self, state):
+        p = self.params
+        if state.slip_count is None:
+            state.slip_count = np.zeros(p.L * p.L, np.int64)
+        return (state.sig, state.eps_pl, *state.systems.arrays(), self.Kd, self.Kx, p.L)
+
+    # ----------------------------------------------------------------- quench
+    def quench(self, state: LatticeState, T: float, rng: np.ndarray, *, block: int | None = None,
+               rtol: float = 0.05, min_blocks: int = 4, max_blocks: int = 400) -> QuenchInfo:
+        """KMC at temperature T, then T = 0 relaxation and reset to pre-stress (A.3).
+
+        After the quench the stress field becomes Sigma^0 (kept in ``sig``), the
+        plastic and elastic strains are reset to zero, the slip systems are kept.
+        """
+        if not T > 0:
+            raise ValueError(f"quench temperature T = {T!r}: expected > 0")
+        if state.step != 0:
+            raise ValueError("the KMC quench runs at gamma_ext = 0")
+        p = self.params
+        E = p.L * p.L
+        block = E if block is None else int(block)
+        history = np.zeros((max_blocks, 2))
+        events, blocks, ok = kmc_quench(*self._args(state), float(T), rng, p.k, p.lam, p.chi, self.f_coef,
+                                        state.slip_count, block, rtol, min_blocks, max_blocks, history)
+        state.eps_pl[:] = 0.0
+        return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
+
+    # -------------------------------------------------------------------- AQS
+    def drive(self, state: LatticeState, rng: np.ndarray, gamma_end: float | None = None, *,
+              steps: int | None = None, skip: bool = True, stop_at_zero_stress: bool = False,
+              chunk: int = 4096):
+        """AQS simple shear of ``state`` to gamma_end (or by ``steps``, signed); section 3.4.
+
+        Returns record arrays (step, sigma_before, sigma_after, n_slips) including a
+        first and a last non-avalanche record.
+        """
+        p = self.params
+        if steps is None:
+            if gamma_end is None:
+                raise ValueError("drive: give gamma_end or steps")
+            n_end = int(round(gamma_end / self.dgamma))
+        else:
+            n_end = state.step + int(steps)
+        s0 = state.external_stress(p.G, self.dgamma)
+        rows_step, rows_b, rows_a, rows_s = [np.array([state.step])], [np.array([s0])], [np.array([s0])], [np.array([0])]
+        n = state.step
+        while True:
+            rs = np.empty(chunk, np.int64)
+            rb = np.empty(chunk)
+            ra = np.empty(chunk)
+            rn = np.empty(chunk, np.int64)
+            n, cnt, done = aqs(*self._args(state), p.G, self.dgamma, n, n_end, stop_at_zero_stress, skip,
+                               rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra, rn)
+            state.step = int(n)
+            rows_step.append(rs[:cnt]); rows_b.append(rb[:cnt]); rows_a.append(ra[:cnt]); rows_s.append(rn[:cnt])
+            if done:
+                break
+        s1 = state.external_stress(p.G, self.dgamma)
+        rows_step.append(np.array([state.step])); rows_b.append(np.array([s1]))
+        rows_a.append(np.array([s1])); rows_s.append(np.array([0]))
+        return (np.concatenate(rows_step), np.concatenate(rows_b), np.concatenate(rows_a),
+                np.concatenate(rows_s))
+
+    # ------------------------------------------------------------------ probe
+    def patch_kernels(self, n_list):
+        key = tuple(int(n) for n in n_list)
+        if key not in self._patch:
+            p = self.params
+            for n in key:
+                if n < 1 or n > p.L:
+                    raise ValueError(f"patch size n = {n}: expected 1 <= n <= L_EP = {p.L}")
+            self._patch[key] = flatten_patch_kernels([patch_kernel(n, p.G, p.B) for n in key])
+        return self._patch[key]
+
+    def probe(self, state: LatticeState, rng: np.ndarray, n_list, alpha_deg, stride: int = 1,
+              corners: np.ndarray | None = None) -> np.ndarray:
+        """Local shear tests of ``state`` (section 3.5); raw output (P, len(n), len(alpha), 11)."""
+        p = self.params
+        n_arr = np.asarray(n_list, np.int64)
+        kd, kx, off = self.patch_kernels(n_arr)
+        if corners is None:
+            if stride < 1:
+                raise ValueError(f"probe stride = {stride}: expected >= 1")
+            i, j = np.meshgrid(np.arange(0, p.L, stride), np.arange(0, p.L, stride), indexing="ij")
+            corners = (i * p.L + j).ravel()
+        corners = np.asarray(corners, np.int64)
+        alpha = np.deg2rad(np.asarray(alpha_deg, float))
+        out = np.empty((len(corners), len(n_arr), len(alpha), 11))
+        sys = state.systems
+        probe_kernel(state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, p.L, p.G,
+                     n_arr, kd, kx, off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
+                     p.k, p.lam, p.chi, self.f_coef, out)
+        return out, corners
+
+
+# ------------------------------------------------------------------ ensembles
+@dataclasses.dataclass(frozen=True)
+class ProbeSpec:
+    """Which local shear tests to run on each replica."""
+
+    n_list: tuple[int, ...] = (8,)
+    alpha_deg: tuple[float, ...] = (0.0, 90.0)
+    states: tuple[str, ...] = ("stationary",)
+    stride: int = 1
+
+    def __post_init__(self):
+        bad = [s for s in self.states if s not in ("quench", "stationary")]
+        if bad:
+            raise ValueError(f"probe states {bad}: expected 'quench' and/or 'stationary'")
+
+
+@dataclasses.dataclass
+class Ensemble:
+    macro: pd.DataFrame
+    probe: pd.DataFrame
+    meta: dict
+    runs: pd.DataFrame  # one row per replica: timings, quench events
+
+
+def rng_for(params: EPMParams, seed: int, replica: int, purpose: int) -> np.ndarray:
+    return make_rng_state(seed, params.digest(), replica, purpose)
+
+
+def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0,
+                T_quench: float | None = None, probe: ProbeSpec | None = None, skip: bool = True):
+    """One run: initial state (random or KMC-quenched), AQS to gamma_max, optional probing."""
+    p = model.params
+    t0 = time.perf_counter()
+    rng = rng_for(p, seed, replica, PURPOSE_DYNAMICS)
+    state = model.random_state(rng)
+    qinfo = None
+    if T_quench is not None:
+        qinfo = model.quench(state, T_quench, rng)
+    t1 = time.perf_counter()
+    probes = []
+    if probe is not None and "quench" in probe.states:
+        if T_quench is None:
+            raise ValueError("probing the quench state needs T_quench")
+        out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_QUENCH), probe.n_list,
+                                   probe.alpha_deg, probe.stride)
+        probes.append(probe_frame(out, state="quench", replica=replica, corners=corners, L=p.L, l=p.l,
+                                  n_list=probe.n_list, alpha_deg=probe.alpha_deg))
+    recs = model.drive(state, rng, gamma_max, skip=skip)
+    t2 = time.perf_counter()
+    if probe is not None and "stationary" in probe.states:
+        out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_STATIONARY), probe.n_list,
+                                   probe.alpha_deg, probe.stride)
+        probes.append(probe_frame(out, state="stationary", replica=replica, corners=corners, L=p.L, l=p.l,
+                                  n_list=probe.n_list, alpha_deg=probe.alpha_deg))
+    t3 = time.perf_counter()
+    macro = macro_frame(replica, *recs, dgamma=model.dgamma)
+    run = {"replica": replica, "seconds_quench": t1 - t0, "seconds_aqs": t2 - t1, "seconds_probe": t3 - t2,
+           "quench_events": qinfo.events if qinfo else 0, "quench_converged": qinfo.converged if qinfo else True,
+           "slips": int(recs[3].sum())}
+    return macro, probes, run, state
+
+
+def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma_max: float = 2.0,
+                 T_quench: float | None = None, probe: ProbeSpec | None = None, threads: int = 1,
+                 skip: bool = True) -> Ensemble:
+    """Run replicas (in parallel on ``threads``) and collect their tables.
+
+    Results are independent of ``threads`` and of how replicas are batched.
+    """
+    if gamma_max <= 0:
+        raise ValueError(f"gamma_max = {gamma_max}: expected > 0")
+    if threads < 1:
+        raise ValueError(f"threads = {threads}: expected >= 1")
+    model = Model(params)
+    replicas = [int(r) for r in replicas]
+    if probe is not None:
+        model.patch_kernels(probe.n_list)  # validate sizes and build kernels before any run
+
+    def one(r):
+        return run_replica(model, r, seed=seed, gamma_max=gamma_max, T_quench=T_quench, probe=probe, skip=skip)
+
+    if threads == 1 or len(replicas) <= 1:
+        results = [one(r) for r in replicas]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(one, replicas))
+    macro = pd.concat([r[0] for r in results], ignore_index=True) if results else pd.DataFrame()
+    probes = [f for r in results for f in r[1]]
+    probe_df = pd.concat(probes, ignore_index=True) if probes else pd.DataFrame()
+    runs = pd.DataFrame([r[2] for r in results])
+    meta = {"params": params.as_dict(), "seed": int(seed), "gamma_max": float(gamma_max),
+            "T_quench": T_quench, "probe": dataclasses.asdict(probe) if probe else None,
+            "replicas": replicas, "code_version": code_version(), "dgamma": DELTA_GAMMA}
+    return Ensemble(macro, probe_df, meta, runs)

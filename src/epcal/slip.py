@@ -1,0 +1,153 @@
+"""Local slip systems (paper sections 3.1-3.3): thresholds, orientations, amplitudes, renewal.
+
+Each element carries N slip systems in groups of four with angles theta,
+theta + pi/2, theta + pi/4, theta + 3 pi/4 (one theta ~ U(-pi/2, pi/2] per group).
+Per system the engine stores plain arrays of shape (E, N):
+
+* ``theta``  -- slip angle,
+* ``tau_c``  -- slip threshold, Weibull(k, lam) (Eq. 5),
+* ``a``, ``b`` -- resolved stress coefficients, tau = M(theta):Sigma
+  = a (Sigma_xx - Sigma_yy) + b Sigma_xy with a = -sin(2 theta)/2, b = cos(2 theta) (Eq. 4),
+* ``gcoef`` -- gamma_max / tau = -2 / f(theta) (Eq. 6), f from :mod:`epcal.elastic`.
+
+A slip of amplitude dg adds dg M(theta) = dg (a, -a, b/2) to the plastic strain
+(Eq. 1).  Amplitudes follow Eq. (7), dg = gamma_max (1 - (1 - u)^(1/chi)).
+
+Random numbers come from a xoshiro256** generator whose 4-word state is an
+explicit uint64 array (one per replica), so results depend only on the seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .elastic import slip_stiffness
+
+TWO_PI = 2.0 * np.pi
+
+
+# --------------------------------------------------------------- xoshiro256**
+@njit(cache=True, inline="always")
+def _rotl(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@njit(cache=True)
+def rng_next(state):
+    """Next 64-bit output of xoshiro256** (state: uint64[4], updated in place)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return result
+
+
+@njit(cache=True)
+def rng_uniform(state):
+    """Uniform double in the open interval (0, 1) (53 random bits)."""
+    return ((rng_next(state) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+def make_rng_state(*words: int) -> np.ndarray:
+    """xoshiro state derived from integers (seed, parameter digest, replica, purpose ...)."""
+    ss = np.random.SeedSequence([int(w) % (1 << 64) for w in words])
+    st = ss.generate_state(4, dtype=np.uint64)
+    if not st.any():  # pragma: no cover - astronomically unlikely
+        st[0] = 1
+    return st
+
+
+# ----------------------------------------------------------------- samplers
+@njit(cache=True)
+def weibull(state, k, lam):
+    """Slip threshold tau_c ~ Weibull(shape k, scale lam), Eq. (5), by inversion."""
+    return lam * (-np.log(rng_uniform(state))) ** (1.0 / k)
+
+
+@njit(cache=True)
+def slip_amplitude(state, gamma_max, chi):
+    """dgamma_pl on (0, gamma_max) from P = chi/gmax (1 - x/gmax)^(chi-1), Eq. (7)."""
+    return gamma_max * (1.0 - rng_uniform(state) ** (1.0 / chi))
+
+
+# --------------------------------------------------------------- slip systems
+@njit(cache=True)
+def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
+    # f(theta) = f0 + f4 cos(4 theta) + g4 sin(4 theta) on the square lattice
+    theta[e, s] = angle
+    tau_c[e, s] = tc
+    a[e, s] = -0.5 * np.sin(2.0 * angle)
+    b[e, s] = np.cos(2.0 * angle)
+    f = f_coef[0] + f_coef[1] * np.cos(4.0 * angle) + f_coef[2] * np.sin(4.0 * angle) \
+        + f_coef[3] * np.cos(2.0 * angle) + f_coef[4] * np.sin(2.0 * angle)
+    gcoef[e, s] = -2.0 / f
+
+
+@njit(cache=True)
+def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef):
+    """Draw all N systems of element e anew (section 3.3): groups of four angles, Weibull thresholds."""
+    N = theta.shape[1]
+    for g in range(N // 4):
+        th = np.pi * (0.5 - rng_uniform(state))  # U(-pi/2, pi/2)
+        for j, off in enumerate((0.0, 0.5 * np.pi, 0.25 * np.pi, 0.75 * np.pi)):
+            ang = th + off
+            if ang > 0.5 * np.pi:
+                ang -= np.pi
+            _fill_system(theta, tau_c, a, b, gcoef, e, 4 * g + j, ang, weibull(state, k, lam), f_coef)
+
+
+@njit(cache=True)
+def renew_all(state, theta, tau_c, a, b, gcoef, k, lam, f_coef):
+    for e in range(theta.shape[0]):
+        renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef)
+
+
+def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
+    """Fourier coefficients (f0, f4c, f4s, f2c, f2s) of f(theta) = M(theta):K0 M(theta).
+
+    f is a quadratic form in (sin 2theta, cos 2theta), hence exactly a combination of
+    1, cos 4theta, sin 4theta, cos 2theta, sin 2theta; fitted exactly on 5+ angles.
+    """
+    th = np.linspace(-np.pi / 2, np.pi / 2, 17, endpoint=False)
+    f = slip_stiffness(th, K)
+    A = np.stack([np.ones_like(th), np.cos(4 * th), np.sin(4 * th), np.cos(2 * th), np.sin(2 * th)], axis=1)
+    coef, *_ = np.linalg.lstsq(A, f, rcond=None)
+    if np.abs(A @ coef - f).max() > 1e-9 * np.abs(f).max():
+        raise RuntimeError("f(theta) is not a 4-fold Fourier series: kernel broken")
+    if (A @ coef).max() >= 0:
+        raise RuntimeError("slip stiffness f(theta) must be negative for all theta")
+    return coef
+
+
+class SlipSystems:
+    """Arrays of the N slip systems of E elements (see module docstring)."""
+
+    def __init__(self, E: int, N: int):
+        if N % 4 != 0 or N <= 0:
+            raise ValueError(f"number of slip systems N = {N}: expected a positive multiple of 4")
+        self.theta = np.zeros((E, N))
+        self.tau_c = np.zeros((E, N))
+        self.a = np.zeros((E, N))
+        self.b = np.zeros((E, N))
+        self.gcoef = np.zeros((E, N))
+
+    @classmethod
+    def random(cls, E, N, k, lam, f_coef, rng_state) -> "SlipSystems":
+        sys = cls(E, N)
+        renew_all(rng_state, sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, k, lam, f_coef)
+        return sys
+
+    def arrays(self):
+        return self.theta, self.tau_c, self.a, self.b, self.gcoef
+
+    def copy(self) -> "SlipSystems":
+        new = SlipSystems.__new__(SlipSystems)
+        for name in ("theta", "tau_c", "a", "b", "gcoef"):
+            setattr(new, name, getattr(self, name).copy())
+        return new
