@@ -1,0 +1,46 @@
+# epcal: calibration of a tensorial elasto-plastic model against a reference (paper section 4).
+#
+#   snakemake --profile workflow/profiles/default                   # laptop, config/config.yaml
+#   snakemake --profile workflow/profiles/default --configfile config/paper.yaml
+#   snakemake --profile workflow/profiles/slurm --configfile config/paper.yaml
+#   snakemake --report results/report.html                          # after a run
+#
+# Every rule calls one `epcal` verb (src/epcal/cli/calibrate.py) and writes parquet under results/.
+from pathlib import Path
+
+configfile: "config/config.yaml"
+
+include: "workflow/rules/common.smk"
+
+validate_config(config)
+
+report: "workflow/report/workflow.rst"
+
+# the kernel cache is shared by all jobs (atomic writes, safe under concurrency)
+os.environ.setdefault("EPCAL_CACHE_DIR", str(Path("results/cache").resolve()))
+
+# atomistic reference rules (owned by the reference engineer), only when that source is used
+ATOMISTIC_REF_DIR = config["reference"].get("atomistic", {}).get("out", "results/reference/atomistic")
+if config["reference"]["source"] == "atomistic" and (BASE / "workflow/rules/reference.smk").exists():
+    include: "workflow/rules/reference.smk"
+
+check_reference_tables_now()
+
+include: "workflow/rules/reference_data.smk"
+include: "workflow/rules/sweep.smk"
+include: "workflow/rules/optimum.smk"
+include: "workflow/rules/figures.smk"
+
+wildcard_constraints:
+    l=r"[0-9]+(\.[0-9]+)?",
+    k=r"[0-9]+\.[0-9]{2}",
+    b=r"[0-9]+",
+
+localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig8, fig9
+
+
+rule all:
+    input:
+        "results/calibration/optimum.parquet",
+        FIGURES,
+    default_target: True

@@ -1,0 +1,326 @@
+"""Calibration stages (paper section 4, appendix A.3): each returns tidy tables.
+
+Every stage is one function with plain arguments (the config slice it uses as
+a dict); :mod:`epcal.cli.calibrate` wraps them as ``epcal`` verbs and the
+Snakemake rules call those verbs.  The EPM is run through
+:func:`epcal.simulate.run_ensemble`, whose random stream per replica depends
+only on (parameters, seed, replica index): batching never changes a result,
+and the twin reference uses a seed disjoint from the calibration's.
+
+(lambda, chi) search of one (l, k) cell (``search.method``):
+
+``grid``    the paper's baseline: every (lambda, chi) of the grid, each with
+            ``replicas`` runs.
+``scaled``  exploits that the EPM is (up to the discreteness of the strain
+            step) invariant under scaling every stress, threshold and strain
+            by the same factor: an ensemble run at lambda_0 gives, by scaling
+            its stresses (and its stationary-regime onset) by s = lambda /
+            lambda_0, a surrogate of the ensemble at lambda.  Stage 1 runs
+            one ensemble per chi of the grid at lambda_0 (``coarse_replicas``
+            runs) and scans lambda on a fine grid through the surrogate;
+            stage 2 runs true ensembles (``replicas`` runs) at the surrogate
+            optimum lambda*(chi) of the ``refine`` best chi; the cell's best
+            (lambda, chi) is the best *true* ensemble.  The rows of stage 1
+            are kept (``stage = "surrogate"``) but never selected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import code_version
+from .fits import fit_optimum, fit_temperature
+from .losses import (MESO_MAGNITUDES, Evaluator, LossSettings, Reference, magnitudes_from_sums,
+                     meso_magnitudes, meso_sums, relative_loss, select_probe)
+from .schema import GAMMA_STATIONARY
+
+
+# --------------------------------------------------------------------------- engine access
+def model_params(l: float, k: float, lam: float, chi: float, model: dict):
+    """EPMParams for element length l from the ``model`` config slice (G, B, domain_length, N)."""
+    from .params import EPMParams
+
+    kw = dict(G=float(model.get("G", 13.2)), B=float(model.get("B", 59.0)),
+              domain_length=float(model.get("domain_length", 98.8045)))
+    if model.get("N"):
+        kw["N"] = int(model["N"])
+    return EPMParams.for_element_length(float(l), k=float(k), lam=float(lam), chi=float(chi), **kw)
+
+
+def run(p, replicas, seed: int, gamma_max: float, T_quench=None, probe=None, threads: int = 1):
+    from .simulate import run_ensemble
+
+    return run_ensemble(p, replicas=replicas, seed=int(seed), gamma_max=float(gamma_max),
+                        T_quench=T_quench, probe=probe, threads=int(threads))
+
+
+def probe_spec(n_list, alphas, states, stride: int = 1):
+    from .simulate import ProbeSpec
+
+    return ProbeSpec(n_list=tuple(int(n) for n in n_list), alpha_deg=tuple(float(a) for a in alphas),
+                     states=tuple(states), stride=int(stride))
+
+
+def grid_values(spec) -> np.ndarray:
+    """A list of values, or {min, max, step} / {min, max, num} (num log-spaced if log: true)."""
+    if isinstance(spec, dict):
+        lo, hi = float(spec["min"]), float(spec["max"])
+        if "step" in spec:
+            n = int(math.floor((hi - lo) / float(spec["step"]) + 1e-9)) + 1
+            return np.round(lo + float(spec["step"]) * np.arange(n), 10)
+        num = int(spec["num"])
+        return np.geomspace(lo, hi, num) if spec.get("log") else np.linspace(lo, hi, num)
+    return np.asarray(spec, float)
+
+
+def _meta(stage: str, **kw) -> dict:
+    return {"stage": stage, "code_version": code_version(), **kw}
+
+
+# --------------------------------------------------------------------------- twin reference
+def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """A reference made by the EPM itself at stated parameters (a 'digital twin')."""
+    p = model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], model)
+    n30 = p.patch_size(float(twin.get("R_max", 30.0)))
+    n_list = twin.get("n_list") or list(range(max(1, n30 - 3), n30 + 1))
+    alphas = twin.get("alpha") or list(np.arange(0.0, 180.0, 15.0))
+    spec = probe_spec(n_list, alphas, ("quench", "stationary"), twin.get("stride", 1))
+    ens = run(p, range(int(twin["replicas"])), twin["seed"], twin.get("gamma_max", 2.0),
+              T_quench=float(twin["T"]), probe=spec, threads=twin.get("threads", 1))
+    meta = {"domain_length": float(p.L * p.l), "shear_modulus": p.G, "bulk_modulus": p.B,
+            "delta_gamma": 1e-4,
+            "description": (f"EPM twin reference at l={p.l}, k={p.k}, lam={p.lam}, chi={p.chi}, "
+                            f"T={twin['T']} (seed {twin['seed']}, {twin['replicas']} replicas)"),
+            "n_samples": int(twin["replicas"]),
+            "provenance": {"generator": "epcal reference-twin", "code_version": code_version(),
+                           "params": p.as_dict(), "T": float(twin["T"]), "seed": int(twin["seed"])}}
+    return ens.macro, ens.probe, meta
+
+
+# --------------------------------------------------------------------------- macro sweep
+def _scaled_macro(macro: pd.DataFrame, s: float) -> pd.DataFrame:
+    """Surrogate of the ensemble at lambda_0 * s: stresses and strains scaled by s."""
+    return macro.assign(sigma_before=macro["sigma_before"] * s, sigma_after=macro["sigma_after"] * s,
+                        gamma_ext=macro["gamma_ext"] * s)
+
+
+def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int = 1,
+                     log=print) -> pd.DataFrame:
+    """All evaluated (lambda, chi) of one (l, k) cell with L_macro and its bootstrap rows.
+
+    ``cfg`` keys: model, seed, gamma_max, replicas, n_boot, losses, search.
+    """
+    search = cfg["search"]
+    method = search.get("method", "grid")
+    model = cfg.get("model", {})
+    settings = LossSettings.from_config(cfg.get("losses"))
+    ev = Evaluator(ref, settings, shear_modulus=float(model.get("G", 13.2)))
+    reps = range(int(cfg["replicas"]))
+    n_boot = int(cfg.get("n_boot", 0))
+    seed = int(cfg["seed"])
+    lams = grid_values(search["lam"])
+    chis = grid_values(search["chi"])
+    rows = []
+    n_runs = 0
+
+    def true_eval(lam, chi, stage):
+        nonlocal n_runs
+        p = model_params(l, k, lam, chi, model)
+        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), threads=threads)
+        n_runs += len(reps)
+        r = ev.evaluate(ens.macro, None, n_boot=n_boot, seed=_boot_seed(seed, l, k, lam, chi))
+        r = r.assign(l=float(l), k=float(k), lam=float(lam), chi=float(chi), stage=stage)
+        rows.append(r)
+        log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{stage}] L_macro={r['L_macro'].iloc[0]:.4f}")
+        return float(r["L_macro"].iloc[0])
+
+    if method == "grid":
+        for lam in lams:
+            for chi in chis:
+                true_eval(lam, chi, "grid")
+    elif method == "scaled":
+        lam0 = float(search.get("lam0") or np.sqrt(lams.min() * lams.max()))
+        fine = np.geomspace(lams.min(), lams.max(), int(search.get("lam_points", 61)))
+        coarse = range(int(search.get("coarse_replicas", cfg["replicas"])))
+        best = []
+        for chi in chis:
+            p = model_params(l, k, lam0, chi, model)
+            ens = run(p, coarse, seed, cfg.get("gamma_max", 2.0), threads=threads)
+            n_runs += len(coarse)
+            Ls = []
+            for lam in fine:
+                s = lam / lam0
+                r = ev.evaluate(_scaled_macro(ens.macro, s), None, n_boot=0)
+                Ls.append(float(r["L_macro"].iloc[0]))
+                rows.append(r.assign(l=float(l), k=float(k), lam=float(lam), chi=float(chi), stage="surrogate"))
+            j = int(np.argmin(Ls))
+            best.append((Ls[j], float(fine[j]), float(chi)))
+            log(f"l={l} k={k} chi={chi:.4g} surrogate: lam*={fine[j]:.4g} L_macro~{Ls[j]:.4f}")
+        best.sort()
+        for _, lam, chi in best[: int(search.get("refine", 2))]:
+            true_eval(round(lam, 4), chi, "refine")
+    else:
+        raise ValueError(f"search.method = {method!r}: expected 'grid' or 'scaled'")
+    out = pd.concat(rows, ignore_index=True)
+    out["n_runs_cell"] = n_runs
+    return out
+
+
+def _boot_seed(seed, l, k, lam=0.0, chi=0.0) -> int:
+    """Deterministic bootstrap seed of a cell (same resamples whatever the job layout)."""
+    return int((int(seed) * 1_000_003 + int(round(float(l) * 1000)) * 7919 + int(round(float(k) * 1000))) % (2**31))
+
+
+def best_macro(cell: pd.DataFrame) -> pd.Series:
+    """The true-ensemble (lambda, chi) of a cell with the lowest L_macro (full ensemble)."""
+    d = cell[(cell["boot"] == -1) & (cell["stage"] != "surrogate")]
+    if d.empty:
+        raise ValueError("macro sweep table has no true-ensemble rows")
+    return d.loc[d["L_macro"].idxmin()]
+
+
+def select_table(cells: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per (l, k): the best (lambda, chi) by L_macro, its components and bootstrap error."""
+    rows = []
+    for c in cells:
+        b = best_macro(c)
+        d = c[(c["lam"] == b["lam"]) & (c["chi"] == b["chi"]) & (c["stage"] == b["stage"])]
+        boots = d[d["boot"] >= 0]
+        row = {key: b[key] for key in ("l", "k", "lam", "chi", "L_sigma", "L_drop", "L_incr", "L_macro")}
+        row["L_macro_err"] = float(boots["L_macro"].std(ddof=0)) if len(boots) else float("nan")
+        row["n_runs_cell"] = int(c["n_runs_cell"].iloc[0]) if "n_runs_cell" in c else -1
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["l", "k"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- meso sweep
+def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int = 1, log=print) -> pd.DataFrame:
+    """L_macro, L+_meso, L-_meso and L_stat around the macro optimum of one (l, k) cell.
+
+    ``cfg`` keys: model, seed, gamma_max, replicas, n_boot, losses, R,
+    neighborhood {lam_rel: [...], chi: [...]} (relative lambda and absolute
+    chi offsets), stride.
+    """
+    b = best_macro(cell)
+    l, k = float(b["l"]), float(b["k"])
+    model = cfg.get("model", {})
+    settings = LossSettings.from_config(cfg.get("losses"))
+    ev = Evaluator(ref, settings, shear_modulus=float(model.get("G", 13.2)))
+    nb = cfg.get("neighborhood", {})
+    reps = range(int(cfg["replicas"]))
+    seed = int(cfg["seed"])
+    rows = []
+    for dl in nb.get("lam_rel", [0.0]):
+        for dc in nb.get("chi", [0.0]):
+            lam = round(float(b["lam"]) * (1.0 + float(dl)), 4)
+            chi = round(float(b["chi"]) + float(dc), 4)
+            if lam <= 0 or chi <= 0:
+                continue
+            p = model_params(l, k, lam, chi, model)
+            n = p.patch_size(settings.R)
+            spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
+                              cfg.get("stride", 1))
+            ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), probe=spec, threads=threads)
+            r = ev.evaluate(ens.macro, ens.probe, n_boot=int(cfg.get("n_boot", 0)),
+                            seed=_boot_seed(seed, l, k), details=True)
+            r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n)
+            rows.append(r)
+            log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} L_stat={r['L_stat'].iloc[0]:.4f}")
+    if not rows:
+        raise ValueError("meso.neighborhood produced no valid (lam, chi) with lam > 0 and chi > 0")
+    return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- fit
+def fit(tables: list[pd.DataFrame], cfg: dict) -> pd.DataFrame:
+    losses = pd.concat(tables, ignore_index=True)
+    return fit_optimum(losses, half_width=cfg.get("half_width", 0.5), interp=cfg.get("interp", "regression"))
+
+
+# --------------------------------------------------------------------------- KMC temperature
+def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int = 1, log=print) -> pd.DataFrame:
+    """Scan the KMC temperature; L_quench(T) = mean L[F] of the 8 quenched-state magnitudes
+    at R ~ 30 over ``alpha`` (default 0 and 90 degrees), with replica bootstrap rows.
+
+    ``cfg`` keys: model, seed, T (grid), replicas, n_boot, R, alpha, stride.
+    """
+    model = cfg.get("model", {})
+    p0 = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
+    R = float(cfg.get("R", 30.0))
+    n = p0.patch_size(R)
+    alphas = [float(a) for a in cfg.get("alpha", [0.0, 90.0])]
+    reps = np.arange(int(cfg["replicas"]))
+    n_boot = int(cfg.get("n_boot", 0))
+    rng = np.random.default_rng(int(cfg["seed"]) + 17)
+    W = np.vstack([np.ones((1, len(reps)))] + ([_boot_weights(rng, n_boot, len(reps))] if n_boot else []))
+    ref_mag = {a: np.array([meso_magnitudes(select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet"))[m]
+                            for m in MESO_MAGNITUDES]) for a in alphas}
+    rows = []
+    for T in grid_values(cfg["T"]):
+        spec = probe_spec([n], alphas, ("quench",), cfg.get("stride", 1))
+        ens = run(p0, reps, cfg["seed"], gamma_max=0.0, T_quench=float(T), probe=spec, threads=threads)
+        Ls = []
+        for a in alphas:
+            rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table")
+            mags = magnitudes_from_sums(*meso_sums(rows_a, reps), W)
+            Ls.append(relative_loss(mags, ref_mag[a][None, :]))
+        L = np.concatenate(Ls, axis=1).mean(axis=1)
+        rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": np.arange(-1, W.shape[0] - 1),
+                                  "L_quench": L}))
+        log(f"l={opt['l']} T={T:.4g} L_quench={L[0]:.4f}")
+    return pd.concat(rows, ignore_index=True)
+
+
+def _boot_weights(rng, n_boot, R):
+    idx = rng.integers(0, R, size=(n_boot, R))
+    Wb = np.zeros((n_boot, R))
+    np.add.at(Wb, (np.repeat(np.arange(n_boot), R), idx.ravel()), 1.0)
+    return Wb
+
+
+def temperature_optimum(scan: pd.DataFrame) -> dict:
+    out = {}
+    per = {b: fit_temperature(g["T"].to_numpy(), g["L_quench"].to_numpy()) for b, g in scan.groupby("boot")}
+    out["T_hat"] = per[-1]["T_hat"]
+    out["L_quench"] = per[-1]["L_quench"]
+    bs = np.array([v["T_hat"] for b, v in per.items() if b >= 0])
+    out["T_hat_err"] = float(bs.std()) if bs.size else float("nan")
+    return out
+
+
+def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame]) -> pd.DataFrame:
+    """The final table: fit per l plus the KMC temperature per l."""
+    opt = pd.concat(fits, ignore_index=True)
+    Ts = {}
+    for s in scans:
+        for l, g in s.groupby("l"):
+            Ts[round(float(l), 6)] = temperature_optimum(g)
+    for col in ("T_hat", "T_hat_err", "L_quench"):
+        opt[col] = [Ts.get(round(float(l), 6), {}).get(col, float("nan")) for l in opt["l"]]
+    first = ["l", "k_hat", "k_hat_err", "lam_hat", "lam_hat_err", "chi_hat", "chi_hat_err", "T_hat", "T_hat_err",
+             "L_stat", "L_stat_err", "L_macro", "L_macro_err", "L_meso_plus", "L_meso_plus_err",
+             "L_meso_minus", "L_meso_minus_err"]
+    return opt[first + [c for c in opt.columns if c not in first]]
+
+
+# --------------------------------------------------------------------------- ensemble at the optimum
+def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1):
+    """Batch ``batch`` of the runs at the optimum, quench and stationary states probed at every
+    n up to R ~ R_max and ``n_alpha`` orientations over 180 degrees."""
+    model = cfg.get("model", {})
+    T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
+    p = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
+    n_max = p.patch_size(float(cfg.get("R_max", 30.0)))
+    n_list = list(range(int(cfg.get("n_min", 1)), n_max + 1))
+    alphas = list(np.arange(int(cfg["n_alpha"])) * 180.0 / int(cfg["n_alpha"]))
+    spec = probe_spec(n_list, alphas, ("quench", "stationary"), cfg.get("stride", 1))
+    size = int(cfg["batch_size"])
+    reps = range(batch * size, min((batch + 1) * size, int(cfg["replicas"])))
+    ens = run(p, reps, cfg["seed"], cfg.get("gamma_max", 2.0), T_quench=T, probe=spec, threads=threads)
+    meta = _meta("optimum-ensemble", params=p.as_dict(), T_quench=T, seed=int(cfg["seed"]),
+                 replicas=[reps.start, reps.stop])
+    return ens.macro, ens.probe, meta

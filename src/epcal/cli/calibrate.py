@@ -1,0 +1,229 @@
+"""Calibration verbs of ``epcal`` (paper section 4): the Snakemake rules call these.
+
+Every verb takes the config slice it uses as JSON (``--cfg``), reads and
+writes parquet tables (with parameters and code version in the file
+metadata) and prints progress to stderr.  Errors (bad config values, bad
+tables) raise ValueError naming the key / file / column; ``epcal`` prints
+them and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _cfg(text: str) -> dict:
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--cfg is not valid JSON: {exc}") from None
+    if not isinstance(v, dict):
+        raise ValueError("--cfg must be a JSON object")
+    return v
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _write(df, path, stage, cfg=None, **extra):
+    from epcal import code_version
+    from epcal.schema import write_table
+
+    meta = {"stage": stage, "code_version": code_version(), "config": cfg or {}, **extra}
+    write_table(df, path, meta)
+    _log(f"wrote {path} ({len(df)} rows)")
+
+
+def _ref(path):
+    from epcal.losses import Reference
+
+    return Reference.from_dir(path)
+
+
+# ----------------------------------------------------------------------------- verbs
+def cmd_reference_twin(a):
+    import yaml
+
+    from epcal.calibrate import make_twin
+    from epcal.schema import MACRO, PROBE, write_table
+
+    cfg = _cfg(a.cfg)
+    macro, probe, meta = make_twin(cfg["twin"], cfg.get("model", {}))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(macro, out / "macro.parquet", {"stage": "reference-twin", **meta["provenance"]}, MACRO)
+    write_table(probe, out / "probe.parquet", {"stage": "reference-twin", **meta["provenance"]}, PROBE)
+    (out / "reference.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    _log(f"twin reference in {out}: {macro['replica'].nunique()} replicas, {len(probe)} probe rows")
+
+
+def cmd_reference_check(a):
+    import pandas as pd
+
+    from epcal.losses import Evaluator, LossSettings, macro_observables
+
+    ref = _ref(a.ref)
+    cfg = _cfg(a.cfg)
+    s = LossSettings.from_config(cfg.get("losses"))
+    ev = Evaluator(ref, s)  # raises on anything the losses cannot use
+    obs = macro_observables(ref.macro, s.gamma_min, ref.delta_gamma)
+    rows = [{"item": f"n_{k}", "value": float(v.size)} for k, v in obs.values.items()]
+    rows += [{"item": f"bin_width_{k}", "value": t.bins.width} for k, t in ev.targets.items()]
+    rows += [{"item": "R_used", "value": ev.ref_R}, {"item": "replicas", "value": float(ref.macro["replica"].nunique())}]
+    _write(pd.DataFrame(rows), a.out, "reference-check", cfg, reference=ref.meta)
+
+
+def cmd_sweep_macro(a):
+    from epcal.calibrate import sweep_macro_cell
+
+    cfg = _cfg(a.cfg)
+    df = sweep_macro_cell(_ref(a.ref), float(a.l), float(a.k), cfg, threads=a.threads, log=_log)
+    _write(df, a.out, "sweep-macro", cfg, l=float(a.l), k=float(a.k))
+
+
+def cmd_sweep_meso(a):
+    from epcal.calibrate import sweep_meso_cell
+    from epcal.schema import read_table
+
+    cfg = _cfg(a.cfg)
+    df = sweep_meso_cell(_ref(a.ref), read_table(a.macro), cfg, threads=a.threads, log=_log)
+    _write(df, a.out, "sweep-meso", cfg)
+
+
+def cmd_select(a):
+    from epcal.calibrate import select_table
+    from epcal.schema import read_table
+
+    _write(select_table([read_table(p) for p in a.inputs]), a.out, "select")
+
+
+def cmd_collect(a):
+    import pandas as pd
+
+    from epcal.schema import read_table
+
+    _write(pd.concat([read_table(p) for p in a.inputs], ignore_index=True), a.out, "collect")
+
+
+def cmd_fit(a):
+    from epcal.calibrate import fit
+    from epcal.schema import read_table
+
+    cfg = _cfg(a.cfg)
+    _write(fit([read_table(p) for p in a.inputs], cfg), a.out, "fit", cfg)
+
+
+def cmd_quench_temperature(a):
+    from epcal.calibrate import quench_temperature
+    from epcal.schema import read_table
+
+    cfg = _cfg(a.cfg)
+    opt = read_table(a.fit).iloc[0]
+    ref = _ref(a.ref)
+    if not (ref.probe["state"].astype(str) == "quench").any():
+        raise ValueError(f"{a.ref}/probe.parquet: column 'state': no 'quench' rows; the KMC temperature "
+                         "is calibrated on the reference's quenched state (set quench.enabled: false to skip)")
+    _write(quench_temperature(ref, opt, cfg, threads=a.threads, log=_log), a.out, "quench-temperature", cfg)
+
+
+def cmd_optimum(a):
+    from epcal.calibrate import optimum_table
+    from epcal.schema import read_table
+
+    opt = optimum_table([read_table(p) for p in a.fits], [read_table(p) for p in a.temperatures])
+    _write(opt, a.out, "optimum")
+    if a.csv:
+        opt.to_csv(a.csv, index=False)
+
+
+def cmd_optimum_ensemble(a):
+    import pandas as pd
+
+    from epcal.calibrate import optimum_ensemble
+    from epcal.losses import Evaluator, LossSettings
+    from epcal.schema import MACRO, PROBE, read_table, write_table
+
+    cfg = _cfg(a.cfg)
+    opt = read_table(a.optimum)
+    row = opt.loc[(opt["l"] - float(a.l)).abs().idxmin()]
+    macro, probe, meta = optimum_ensemble(row, cfg, int(a.batch), threads=a.threads)
+    write_table(macro, a.out_macro, meta, MACRO)
+    write_table(probe, a.out_probe, meta, PROBE)
+    _log(f"optimum ensemble batch {a.batch}: {macro['replica'].nunique()} replicas, {len(probe)} probe rows")
+
+
+def cmd_figure(a):
+    from epcal import figures
+
+    cfg = _cfg(a.cfg)
+    fn = figures.FIGURES.get(a.name)
+    if fn is None:
+        raise ValueError(f"figure {a.name!r}: expected one of {sorted(figures.FIGURES)}")
+    data = fn(a.out, inputs=a.inputs, ref=a.ref, cfg=cfg)
+    _write(data, a.data, f"figure-{a.name}", cfg)
+
+
+# ----------------------------------------------------------------------------- registration
+def register(sub: argparse._SubParsersAction) -> None:
+    def add(name, func, help_, *, ref=False, cfg=True, out=True, threads=False):
+        p = sub.add_parser(name, help=help_, description=help_)
+        if ref:
+            p.add_argument("--ref", required=True, help="reference directory (macro.parquet, probe.parquet, reference.yaml)")
+        if cfg:
+            p.add_argument("--cfg", default="{}", help="the config slice this stage uses, as JSON")
+        if out:
+            p.add_argument("--out", required=True, help="output file")
+        if threads:
+            p.add_argument("--threads", type=int, default=1, help="threads for the replica batch")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("reference-twin", cmd_reference_twin,
+            "Make a twin reference with the EPM at stated parameters (cfg: {twin: {l,k,lam,chi,T,seed,replicas,...}, model}); "
+            "--out is a directory")
+    p = add("reference-check", cmd_reference_check,
+            "Validate a reference directory (tables, keys, usable statistics) and write its summary", ref=True)
+    p = add("sweep-macro", cmd_sweep_macro, "L_macro over the (lambda, chi) search of one (l, k) cell",
+            ref=True, threads=True)
+    p.add_argument("--l", required=True, type=float, help="element length l")
+    p.add_argument("--k", required=True, type=float, help="Weibull shape k")
+    p = add("sweep-meso", cmd_sweep_meso,
+            "L_stat around the macro optimum of one (l, k) cell (patch probing at R ~ 30, alpha 0 and 90)",
+            ref=True, threads=True)
+    p.add_argument("--macro", required=True, help="the cell's sweep-macro table")
+    p = add("select", cmd_select, "Best (lambda, chi) per (l, k) by L_macro", cfg=False)
+    p.add_argument("inputs", nargs="+", help="sweep-macro tables")
+    p = add("collect", cmd_collect, "Concatenate tables", cfg=False)
+    p.add_argument("inputs", nargs="+")
+    p = add("fit", cmd_fit, "Parabola fit of L_stat(k) -> k_hat, interpolated lam_hat, chi_hat, bootstrap errors")
+    p.add_argument("inputs", nargs="+", help="sweep-meso tables of one l")
+    p = add("quench-temperature", cmd_quench_temperature,
+            "Scan the KMC quench temperature against the reference's quenched-state statistics",
+            ref=True, threads=True)
+    p.add_argument("--fit", required=True, help="fit table of this l")
+    p = add("optimum", cmd_optimum, "Assemble results/calibration/optimum.parquet", cfg=False)
+    p.add_argument("--fits", nargs="+", required=True)
+    p.add_argument("--temperatures", nargs="*", default=[])
+    p.add_argument("--csv", default=None, help="also write a CSV copy")
+    p = add("optimum-ensemble", cmd_optimum_ensemble,
+            "One batch of runs at the optimum, quench and stationary states fully probed", out=False, threads=True)
+    p.add_argument("--optimum", required=True)
+    p.add_argument("--l", required=True, type=float)
+    p.add_argument("--batch", required=True, type=int)
+    p.add_argument("--out-macro", required=True)
+    p.add_argument("--out-probe", required=True)
+    p = add("figure", cmd_figure, "Draw one figure of the paper and write its data table")
+    p.add_argument("name", help="fig2, fig3, fig4, fig8, fig9")
+    p.add_argument("--data", required=True, help="parquet file with the plotted data")
+    p.add_argument("--ref", default=None, help="reference directory")
+    p.add_argument("--inputs", nargs="*", default=[], help="input tables")
+
+
+if __name__ == "__main__":  # ``python -m epcal.cli.calibrate VERB ...`` (used by the conda rules)
+    from epcal.cli import main
+
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Figures of the paper (2, 3, 4, 8, 9) from tables only; each returns its data as a tidy table.
+
+Colours as in the paper: reference (atomistic or twin) in blue, EPM in red.
+Data tables have the columns ``panel, series, state, quantity, x, y`` (and
+``yerr`` where error bars are drawn) so that every plotted point is recoverable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .losses import MACRO_OBS, Reference, macro_observables, reference_bins  # noqa: E402
+from .schema import DELTA_GAMMA, GAMMA_STATIONARY  # noqa: E402
+
+LABELS = {"sigma": r"$\Sigma_{xy}^{ext}$", "drop": r"$\delta\Sigma_{xy}^{ext}$", "incr": r"$\Delta\Sigma_{xy}^{ext}$",
+          "sigma_vm": r"$\tilde\Sigma_{vm}$", "tau_i": r"$\bar\tau^i$", "tau_c": r"$\bar\tau^c$",
+          "delta_tau_c": r"$\Delta\bar\tau^c$", "drop_tau_c": r"$\delta\bar\tau^c$"}
+LOCAL = ("sigma_vm", "tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
+
+
+def _colors(cfg):
+    c = cfg.get("colors") or {}
+    return c.get("reference", "tab:blue"), c.get("epm", "tab:red")
+
+
+def _save(fig, out, cfg):
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=int(cfg.get("dpi", 150)), bbox_inches="tight")
+    plt.close(fig)
+
+
+def _rows(records):
+    df = pd.DataFrame.from_records(records)
+    for c in ("panel", "series", "state", "quantity", "x", "y", "yerr"):
+        if c not in df:
+            df[c] = np.nan if c in ("x", "y", "yerr") else ""
+    return df[["panel", "series", "state", "quantity", "x", "y", "yerr"]]
+
+
+def _read_many(paths, columns=None, filters=None):
+    if not paths:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(p, columns=columns, filters=filters) for p in paths], ignore_index=True)
+
+
+def _pick(inputs, stem):
+    for p in inputs:
+        if Path(p).name.startswith(stem):
+            return p
+    raise ValueError(f"figure: input '{stem}*' missing among {inputs}")
+
+
+def _pdf(x, edges):
+    h, _ = np.histogram(x, edges, density=True)
+    return 0.5 * (edges[1:] + edges[:-1]), h
+
+
+def _common_edges(a, b, nbins):
+    lo = np.nanpercentile(np.r_[a, b], 0.2)
+    hi = np.nanpercentile(np.r_[a, b], 99.8)
+    if not hi > lo:
+        hi = lo + 1.0
+    return np.linspace(lo, hi, nbins + 1)
+
+
+# ------------------------------------------------------------------------------ Fig. 2
+def fig2(out, inputs, ref, cfg):
+    """(a) one stress-strain curve; (b-d) PDFs of Sigma_xy^ext, drops and increments (gamma > 0.5)."""
+    R = Reference.from_dir(ref)
+    ep = _read_many([p for p in inputs if "macro" in Path(p).name])
+    cr, ce = _colors(cfg)
+    rec = []
+    fig, ax = plt.subplots(1, 4, figsize=(16, 3.6))
+    for df, name, col in ((R.macro, "reference", cr), (ep, "epm", ce)):
+        r0 = df["replica"].min()
+        d = df[df["replica"] == r0].sort_values("step")
+        # the curve: each record contributes (gamma, before) then (gamma, after)
+        g = np.repeat(d["gamma_ext"].to_numpy(), 2)
+        s = np.column_stack([d["sigma_before"], d["sigma_after"]]).ravel()
+        ax[0].plot(g, s, color=col, lw=0.6, label=name)
+        rec += [dict(panel="a", series=name, quantity="sigma", x=x, y=y) for x, y in zip(g, s)]
+    ax[0].set_xlabel(r"$\gamma^{ext}$")
+    ax[0].set_ylabel(LABELS["sigma"])
+    ax[0].legend(frameon=False)
+    o_ref = macro_observables(R.macro, GAMMA_STATIONARY, R.delta_gamma)
+    o_ep = macro_observables(ep, GAMMA_STATIONARY, DELTA_GAMMA)
+    for j, name in enumerate(MACRO_OBS):
+        a, b = o_ref.values[name], o_ep.values[name]
+        q = R.shear_modulus * R.delta_gamma if name == "incr" else None
+        bins = reference_bins(a, 2000, q)
+        lo = min(bins.index(a).min(), bins.index(b).min()) if b.size else bins.index(a).min()
+        hi = max(bins.index(a).max(), bins.index(b).max()) if b.size else bins.index(a).max()
+        edges = bins.edges(lo, hi)
+        for x, col, ser in ((a, cr, "reference"), (b, ce, "epm")):
+            if not x.size:
+                continue
+            c, h = _pdf(x, edges)
+            ax[j + 1].step(c, h, where="mid", color=col, label=ser)
+            rec += [dict(panel="bcd"[j], series=ser, quantity=name, x=xx, y=yy) for xx, yy in zip(c, h)]
+        ax[j + 1].set_xlabel(LABELS[name])
+        ax[j + 1].set_ylabel("PDF")
+        if name != "sigma":
+            ax[j + 1].set_yscale("log")
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
+# ------------------------------------------------------------------------------ Fig. 3
+def fig3(out, inputs, ref, cfg):
+    """(a) L_macro(k) per l; (b) L_stat(k) per l with its parabola; (c) min L_stat vs l; (d) components at l."""
+    sel = pd.read_parquet(_pick(inputs, "select"))
+    meso = pd.read_parquet(_pick(inputs, "meso"))
+    opt = pd.read_parquet(_pick(inputs, "optimum"))
+    meso = meso[meso["boot"] == -1]
+    best = meso.loc[meso.groupby(["l", "k"])["L_stat"].idxmin()].sort_values(["l", "k"])
+    rec = []
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
+    cmap = plt.get_cmap("viridis")
+    ls = sorted(sel["l"].unique())
+    for i, l in enumerate(ls):
+        col = cmap(i / max(1, len(ls) - 1))
+        s = sel[sel["l"] == l].sort_values("k")
+        ax[0].errorbar(s["k"], s["L_macro"], yerr=s.get("L_macro_err"), color=col, marker="o", ms=3, label=f"l={l:g}")
+        rec += [dict(panel="a", series=f"l={l:g}", quantity="L_macro", x=x, y=y, yerr=e)
+                for x, y, e in zip(s["k"], s["L_macro"], s.get("L_macro_err", np.nan * s["k"]))]
+        b = best[best["l"] == l]
+        ax[1].plot(b["k"], b["L_stat"], "o", color=col, ms=3, label=f"l={l:g}")
+        rec += [dict(panel="b", series=f"l={l:g}", quantity="L_stat", x=x, y=y) for x, y in zip(b["k"], b["L_stat"])]
+        o = opt[np.isclose(opt["l"], l)]
+        if len(o):
+            o = o.iloc[0]
+            kk = np.linspace(o["k_fit_lo"], o["k_fit_hi"], 50)
+            yy = o["a"] + o["b"] * kk + o["c"] * kk ** 2
+            ax[1].plot(kk, yy, "-", color=col, lw=1)
+            rec += [dict(panel="b", series=f"l={l:g} parabola", quantity="L_stat_fit", x=x, y=y) for x, y in zip(kk, yy)]
+    ax[0].set(xlabel="k", ylabel=r"$\mathcal{L}_{macro}$")
+    ax[0].legend(frameon=False, fontsize=7)
+    ax[1].set(xlabel="k", ylabel=r"$\mathcal{L}_{stat}$")
+    ax[2].errorbar(opt["l"], opt["L_stat"], yerr=opt["L_stat_err"], fmt="o-", color="k")
+    ax[2].set(xlabel="l", ylabel=r"$\hat{\mathcal{L}}_{stat}$")
+    rec += [dict(panel="c", series="optimum", quantity="L_stat", x=x, y=y, yerr=e)
+            for x, y, e in zip(opt["l"], opt["L_stat"], opt["L_stat_err"])]
+    lf = float(cfg.get("l") or (6.6 if np.isclose(sel["l"], 6.6).any() else ls[0]))
+    b = best[np.isclose(best["l"], lf)]
+    for key, lab in (("L_macro", r"$\mathcal{L}_{macro}$"), ("L_meso_plus", r"$\mathcal{L}^+_{meso}$"),
+                     ("L_meso_minus", r"$\mathcal{L}^-_{meso}$"), ("L_stat", r"$\mathcal{L}_{stat}$")):
+        ax[3].plot(b["k"], b[key], "o-", ms=3, label=lab)
+        rec += [dict(panel="d", series=f"l={lf:g}", quantity=key, x=x, y=y) for x, y in zip(b["k"], b[key])]
+    ax[3].set(xlabel="k", ylabel="error", title=f"l = {lf:g}")
+    ax[3].legend(frameon=False, fontsize=7)
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
+# ------------------------------------------------------------------------------ local statistics
+def _local_tables(inputs, ref):
+    R = Reference.from_dir(ref)
+    ep = _read_many([p for p in inputs if "probe" in Path(p).name],
+                    columns=["state", "replica", "R", "alpha", *LOCAL])
+    return R.probe, ep
+
+
+def _nearest_R(df, R0=30.0):
+    u = np.unique(df["R"].to_numpy(float))
+    return float(u[np.argmin(np.abs(u - R0))])
+
+
+def _alpha_eq(df, a):
+    x = np.mod(df["alpha"].to_numpy(float) - a + 90.0, 180.0) - 90.0
+    return np.abs(x) < 1e-6
+
+
+def _stats_fig(out, inputs, ref, cfg, stat: str):
+    """Fig. 4 (stat='mean', with PDFs) or Fig. 8 (stat='std'): vs R at alpha = 0, vs alpha at R ~ 30."""
+    ref_p, ep_p = _local_tables(inputs, ref)
+    cr, ce = _colors(cfg)
+    with_pdf = stat == "mean"
+    ncol = 3 if with_pdf else 2
+    fig, ax = plt.subplots(len(LOCAL), ncol, figsize=(4.2 * ncol, 2.6 * len(LOCAL)), squeeze=False)
+    rec = []
+    styles = {"quench": "--", "stationary": "-"}
+    nb = int(cfg.get("bins", 60))
+    for i, q in enumerate(LOCAL):
+        for df, ser, col in ((ref_p, "reference", cr), (ep_p, "epm", ce)):
+            if df.empty:
+                continue
+            for state, ls in styles.items():
+                d = df[df["state"].astype(str) == state]
+                if d.empty:
+                    continue
+                R30 = _nearest_R(d)
+                d0 = d[_alpha_eq(d, 0.0)]
+                c = 0
+                if with_pdf:
+                    x = d0[np.isclose(d0["R"], R30)][q].to_numpy()
+                    other = (ep_p if ser == "reference" else ref_p)
+                    edges = _common_edges(x, other[q].to_numpy() if not other.empty else x, nb)
+                    cc, h = _pdf(x, edges)
+                    ax[i, 0].plot(cc, h, ls, color=col, label=f"{ser} {state}")
+                    rec += [dict(panel=f"pdf_{q}", series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(cc, h)]
+                    ax[i, 0].set(xlabel=LABELS[q] + f" (R~{R30:.0f}, α=0)", ylabel="PDF")
+                    c = 1
+                g = d0.groupby("R")[q].agg(stat)
+                ax[i, c].plot(g.index, g.values, ls + "o", ms=3, color=col)
+                rec += [dict(panel=f"{stat}_vs_R_{q}", series=ser, state=state, quantity=q, x=a, y=b)
+                        for a, b in zip(g.index, g.values)]
+                ax[i, c].set(xlabel="R", ylabel=f"{stat} " + LABELS[q])
+                dR = d[np.isclose(d["R"], R30)]
+                g = dR.groupby("alpha")[q].agg(stat)
+                ax[i, c + 1].plot(g.index, g.values, ls + "o", ms=3, color=col)
+                rec += [dict(panel=f"{stat}_vs_alpha_{q}", series=ser, state=state, quantity=q, x=a, y=b)
+                        for a, b in zip(g.index, g.values)]
+                ax[i, c + 1].set(xlabel=r"$\alpha$ (deg)", ylabel=f"{stat} " + LABELS[q])
+    ax[0, 0].legend(frameon=False, fontsize=7)
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
+def fig4(out, inputs, ref, cfg):
+    return _stats_fig(out, inputs, ref, cfg, "mean")
+
+
+def fig8(out, inputs, ref, cfg):
+    return _stats_fig(out, inputs, ref, cfg, "std")
+
+
+def fig9(out, inputs, ref, cfg):
+    """Backward (alpha = 90) PDFs at R ~ 30 of tau_c, delta_tau_c and drop_tau_c, quench and stationary."""
+    ref_p, ep_p = _local_tables(inputs, ref)
+    cr, ce = _colors(cfg)
+    nb = int(cfg.get("bins", 60))
+    qs = ("tau_c", "delta_tau_c", "drop_tau_c")
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    rec = []
+    for j, q in enumerate(qs):
+        for state, ls in (("quench", "--"), ("stationary", "-")):
+            parts = {}
+            for df, ser in ((ref_p, "reference"), (ep_p, "epm")):
+                d = df[(df["state"].astype(str) == state)] if not df.empty else df
+                if d.empty:
+                    continue
+                d = d[_alpha_eq(d, 90.0)]
+                if d.empty:
+                    continue
+                parts[ser] = d[np.isclose(d["R"], _nearest_R(d))][q].to_numpy()
+            if not parts:
+                continue
+            allv = np.concatenate(list(parts.values()))
+            edges = _common_edges(allv, allv, nb)
+            for ser, x in parts.items():
+                c, h = _pdf(x, edges)
+                ax[j].plot(c, h, ls, color=cr if ser == "reference" else ce, label=f"{ser} {state}")
+                rec += [dict(panel="abc"[j], series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(c, h)]
+        ax[j].set(xlabel=LABELS[q] + r" ($\alpha$=90°, R~30)", ylabel="PDF")
+    ax[0].legend(frameon=False, fontsize=7)
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
+FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig8": fig8, "fig9": fig9}
