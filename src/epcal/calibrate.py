@@ -262,7 +262,8 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
     rows = []
     for T in grid_values(cfg["T"]):
         spec = probe_spec([n], alphas, ("quench",), cfg.get("stride", 1))
-        ens = run(p0, reps, cfg["seed"], gamma_max=0.0, T_quench=float(T), probe=spec, threads=threads)
+        # the quenched state is probed before any loading; one strain step is the shortest run
+        ens = run(p0, reps, cfg["seed"], gamma_max=1e-4, T_quench=float(T), probe=spec, threads=threads)
         Ls = []
         for a in alphas:
             rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table")

@@ -166,19 +166,25 @@ def mean_xy(sig):
 
 
 @njit(cache=True)
+def _crossed_zero(mres, G, dgamma, m, sign):
+    """True when the external stress at step m has reached zero in the sense of driving."""
+    return sign * (mres + G * (m * dgamma)) >= 0.0
+
+
+@njit(cache=True)
 def _steps_to_zero_stress(mres, G, dgamma, n, sign, jmax):
-    """Smallest j in [1, jmax] with sign * Sigma_ext(n + sign j) <= 0, else jmax + 1."""
-    rate = sign * G * dgamma
-    if rate >= 0.0:
-        return jmax + 1
-    s_now = sign * (mres + G * (n * dgamma))
-    jest = s_now / (-rate)
+    """Smallest j in [1, jmax] at which the external stress has crossed zero, else jmax + 1.
+
+    Driving with ``sign`` moves Sigma_ext by sign G dgamma per step (no avalanche),
+    so sign * Sigma_ext grows linearly; estimate, then fix with the exact predicate.
+    """
+    jest = -sign * (mres + G * (n * dgamma)) / (G * dgamma)
     if jest > jmax + 1:
         return jmax + 1
     j = max(1, int(np.ceil(jest)))
-    while j > 1 and sign * (mres + G * ((n + sign * (j - 1)) * dgamma)) <= 0.0:
+    while j > 1 and _crossed_zero(mres, G, dgamma, n + sign * (j - 1), sign):
         j -= 1
-    while sign * (mres + G * ((n + sign * j) * dgamma)) > 0.0:
+    while not _crossed_zero(mres, G, dgamma, n + sign * j, sign):
         j += 1
     return j
 
@@ -192,7 +198,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
     rec_* buffers.  With ``skip`` the elastic steps are jumped over exactly;
     without it the strain advances one dgamma at a time (reference path).  With
     ``stop_at_zero`` the drive stops at the first step where the external stress
-    has crossed zero (unloading, section 5).  Returns (n, records, finished):
+    has crossed zero in the sense of driving (unloading, section 5).  Returns (n, records, finished):
     ``finished`` is False when the buffers are full (call again to continue).
     """
     E = sig.shape[0]
@@ -229,7 +235,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
             rec_after[nrec] = mres + ext
             rec_slips[nrec] = ns
             nrec += 1
-        if stop_at_zero and sign * (mres + ext) <= 0.0:
+        if stop_at_zero and _crossed_zero(mres, G, dgamma, n, sign):
             return n, nrec, True
     return n, nrec, True
 

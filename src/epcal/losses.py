@@ -267,8 +267,8 @@ class HistogramTarget:
         hi = max(self.hi, int(idx.max()) if idx.size else self.hi)
         nb = hi - lo + 1
         pos = np.searchsorted(replicas, replica)
-        counts = np.zeros((len(replicas), nb))
-        np.add.at(counts, (pos, idx - lo), 1.0)
+        counts = np.bincount(pos * nb + (idx - lo), minlength=len(replicas) * nb).reshape(len(replicas), nb)
+        counts = counts.astype(float)
         cref = np.zeros(nb)
         cref[self.lo - lo:self.hi - lo + 1] = self.c
         return counts, cref

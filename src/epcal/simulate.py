@@ -197,6 +197,7 @@ class Ensemble:
     probe: pd.DataFrame
     meta: dict
     runs: pd.DataFrame  # one row per replica: timings, quench events
+    states: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # snapshots (state_frame)
 
 
 def rng_for(params: EPMParams, seed: int, replica: int, purpose: int) -> np.ndarray:
@@ -204,8 +205,14 @@ def rng_for(params: EPMParams, seed: int, replica: int, purpose: int) -> np.ndar
 
 
 def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0,
-                T_quench: float | None = None, probe: ProbeSpec | None = None, skip: bool = True):
-    """One run: initial state (random or KMC-quenched), AQS to gamma_max, optional probing."""
+                T_quench: float | None = None, probe: ProbeSpec | None = None, skip: bool = True,
+                snapshots: Sequence[float] = ()):
+    """One run: initial state (random or KMC-quenched), AQS to gamma_max, optional probing.
+
+    ``snapshots``: strains at which state tables are taken, and/or the string
+    'quench' for the initial (quenched) state.
+    Returns (macro table, probe tables, run info, final state, state tables).
+    """
     p = model.params
     t0 = time.perf_counter()
     rng = rng_for(p, seed, replica, PURPOSE_DYNAMICS)
@@ -214,7 +221,7 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
     if T_quench is not None:
         qinfo = model.quench(state, T_quench, rng)
     t1 = time.perf_counter()
-    probes = []
+    probes, snaps = [], []
     if probe is not None and "quench" in probe.states:
         if T_quench is None:
             raise ValueError("probing the quench state needs T_quench")
@@ -222,7 +229,17 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
                                    probe.alpha_deg, probe.stride)
         probes.append(probe_frame(out, state="quench", replica=replica, corners=corners, L=p.L, l=p.l,
                                   n_list=probe.n_list, alpha_deg=probe.alpha_deg))
-    recs = model.drive(state, rng, gamma_max, skip=skip)
+    want = {float(g) for g in snapshots if g != "quench"}
+    targets = sorted({g for g in want if 0 < g < gamma_max} | {float(gamma_max)})
+    if "quench" in snapshots:
+        snaps.append(state_frame(state, p, replica=replica, label="quench"))
+    segments = []
+    for g in targets:
+        segments.append(model.drive(state, rng, g, skip=skip))
+        if g in want:
+            snaps.append(state_frame(state, p, replica=replica, label=f"gamma={g:g}"))
+    recs = tuple(np.concatenate([seg[c][(1 if i else 0):(None if i == len(segments) - 1 else -1)]
+                                 for i, seg in enumerate(segments)]) for c in range(4))
     t2 = time.perf_counter()
     if probe is not None and "stationary" in probe.states:
         out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_STATIONARY), probe.n_list,
@@ -234,12 +251,12 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
     run = {"replica": replica, "seconds_quench": t1 - t0, "seconds_aqs": t2 - t1, "seconds_probe": t3 - t2,
            "quench_events": qinfo.events if qinfo else 0, "quench_converged": qinfo.converged if qinfo else True,
            "slips": int(recs[3].sum())}
-    return macro, probes, run, state
+    return macro, probes, run, state, snaps
 
 
 def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma_max: float = 2.0,
                  T_quench: float | None = None, probe: ProbeSpec | None = None, threads: int = 1,
-                 skip: bool = True) -> Ensemble:
+                 skip: bool = True, snapshots: Sequence[float] = ()) -> Ensemble:
     """Run replicas (in parallel on ``threads``) and collect their tables.
 
     Results are independent of ``threads`` and of how replicas are batched.
@@ -254,7 +271,8 @@ def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma
         model.patch_kernels(probe.n_list)  # validate sizes and build kernels before any run
 
     def one(r):
-        return run_replica(model, r, seed=seed, gamma_max=gamma_max, T_quench=T_quench, probe=probe, skip=skip)
+        return run_replica(model, r, seed=seed, gamma_max=gamma_max, T_quench=T_quench, probe=probe, skip=skip,
+                           snapshots=snapshots)
 
     if threads == 1 or len(replicas) <= 1:
         results = [one(r) for r in replicas]
@@ -265,7 +283,48 @@ def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma
     probes = [f for r in results for f in r[1]]
     probe_df = pd.concat(probes, ignore_index=True) if probes else pd.DataFrame()
     runs = pd.DataFrame([r[2] for r in results])
+    snaps = [f for r in results for f in r[4]]
+    states = pd.concat(snaps, ignore_index=True) if snaps else pd.DataFrame()
     meta = {"params": params.as_dict(), "seed": int(seed), "gamma_max": float(gamma_max),
             "T_quench": T_quench, "probe": dataclasses.asdict(probe) if probe else None,
             "replicas": replicas, "code_version": code_version(), "dgamma": DELTA_GAMMA}
-    return Ensemble(macro, probe_df, meta, runs)
+    return Ensemble(macro, probe_df, meta, runs, states)
+
+
+# --------------------------------------------------------------- state tables
+def state_frame(state: LatticeState, params: EPMParams, *, replica: int, label: str) -> pd.DataFrame:
+    """Snapshot of a state as a tidy table: one row per element, slip systems as list columns."""
+    E = params.L * params.L
+    i, j = np.divmod(np.arange(E), params.L)
+    full = state.stress(params.G)
+    return pd.DataFrame({
+        "replica": np.full(E, replica, np.int64), "label": label, "step": np.full(E, state.step, np.int64),
+        "element": np.arange(E, dtype=np.int64), "i": i, "j": j,
+        "sig_xx": state.sig[:, 0], "sig_yy": state.sig[:, 1], "sig_xy": state.sig[:, 2],
+        "sxx": full[:, 0], "syy": full[:, 1], "sxy": full[:, 2],
+        "eps_pl_xx": state.eps_pl[:, 0], "eps_pl_yy": state.eps_pl[:, 1], "eps_pl_xy": state.eps_pl[:, 2],
+        "theta": list(state.systems.theta), "tau_c": list(state.systems.tau_c),
+    })
+
+
+def state_from_frame(df: pd.DataFrame, model: Model) -> LatticeState:
+    """Inverse of :func:`state_frame` for one (replica, label)."""
+    from .slip import _fill_system
+
+    p = model.params
+    df = df.sort_values("element")
+    E = p.L * p.L
+    if len(df) != E:
+        raise ValueError(f"state table has {len(df)} elements, expected L_EP^2 = {E}")
+    theta = np.stack(df["theta"].to_numpy())
+    tau_c = np.stack(df["tau_c"].to_numpy())
+    if theta.shape != (E, p.N):
+        raise ValueError(f"state table slip systems have shape {theta.shape}, expected ({E}, {p.N})")
+    systems = SlipSystems(E, p.N)
+    for e in range(E):
+        for s in range(p.N):
+            _fill_system(systems.theta, systems.tau_c, systems.a, systems.b, systems.gcoef, e, s,
+                         theta[e, s], tau_c[e, s], model.f_coef)
+    sig = df[["sig_xx", "sig_yy", "sig_xy"]].to_numpy().copy()
+    eps = df[["eps_pl_xx", "eps_pl_yy", "eps_pl_xy"]].to_numpy().copy()
+    return LatticeState(sig, eps, systems, int(df["step"].iloc[0]), np.zeros(E, np.int64))

@@ -1,0 +1,253 @@
+"""Engine verbs: ``epcal kernel | quench | aqs | probe``."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from ..params import BULK_MODULUS, DOMAIN_LENGTH, SHEAR_MODULUS
+
+
+def _model_options(p: argparse.ArgumentParser, full: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--size", type=int, default=15, help="lattice size L_EP (elements per side), default 15")
+    g.add_argument("--shear-modulus", type=float, default=SHEAR_MODULUS, help="G, default 13.2")
+    g.add_argument("--bulk-modulus", type=float, default=BULK_MODULUS, help="2D bulk modulus B, default 59")
+    if not full:
+        return
+    g.add_argument("--element-length", type=float, default=None,
+                   help=f"element side l (LJ lengths); default {DOMAIN_LENGTH} / L_EP")
+    g.add_argument("--slip-systems", type=int, default=36, help="slip systems per element N (multiple of 4)")
+    g.add_argument("--k", type=float, default=2.18, help="Weibull shape k of slip thresholds (Eq. 5)")
+    g.add_argument("--lam", type=float, default=2.05, help="Weibull scale lambda of slip thresholds (Eq. 5)")
+    g.add_argument("--chi", type=float, default=2.25, help="slip amplitude exponent chi (Eq. 7)")
+    r = p.add_argument_group("run")
+    r.add_argument("--replicas", type=int, default=1, help="number of independent runs (replica indices 0..R-1)")
+    r.add_argument("--first-replica", type=int, default=0, help="index of the first replica")
+    r.add_argument("--seed", type=int, default=0, help="base seed; replica streams derive from (params, seed, replica)")
+    r.add_argument("--threads", type=int, default=1, help="replicas run in parallel on this many cores")
+    r.add_argument("--out", default=None, help="output parquet file")
+
+
+def _params(args):
+    from ..params import EPMParams
+
+    l = args.element_length if args.element_length is not None else DOMAIN_LENGTH / args.size
+    return EPMParams(L=args.size, l=l, N=args.slip_systems, k=args.k, lam=args.lam, chi=args.chi,
+                     G=args.shear_modulus, B=args.bulk_modulus).validate()
+
+
+def _meta(args, params, **extra):
+    from .. import code_version
+
+    return {"params": params.as_dict(), "seed": args.seed, "code_version": code_version(),
+            "command": f"epcal {args.verb}", **extra}
+
+
+# ----------------------------------------------------------------------- kernel
+def _cmd_kernel(args) -> int:
+    from ..elastic import eshelby_tensor, periodic_kernel, slip_stiffness, stiffness
+
+    if args.size < 2:
+        raise ValueError(f"--size {args.size}: expected L_EP >= 2")
+    K = periodic_kernel(args.size, args.shear_modulus, args.bulk_modulus)
+    S = eshelby_tensor(K, args.shear_modulus, args.bulk_modulus)
+    angles = np.array([0.0, 22.5, 45.0, 67.5])
+    f = slip_stiffness(np.deg2rad(angles), K)
+    print(f"periodic FEM lattice L_EP = {args.size}, G = {args.shear_modulus}, B = {args.bulk_modulus}")
+    print("tensor convention: vectors (xx, yy, xy) of tensor components; S maps eps_pl -> eps")
+    print("Eshelby tensor S of one element (rows xx, yy, xy):")
+    for row in S:
+        print("  " + "  ".join(f"{v: .6f}" for v in row))
+    print("slip stiffness f(theta) = (C:(S-I):M):M, gamma_max = -2 tau / f:")
+    for a, v in zip(angles, f):
+        print(f"  theta = {a:5.1f} deg   f = {v: .6f}")
+    if args.out:
+        np.savez(args.out, kernel=K, S=S, C=stiffness(args.shear_modulus, args.bulk_modulus),
+                 theta_deg=angles, f=f)
+        print(f"kernel written to {args.out}")
+    return 0
+
+
+# ----------------------------------------------------------------------- runs
+def _write(df, path, meta, schema=None):
+    from ..schema import write_table
+
+    write_table(df, path, meta, schema)
+    print(f"wrote {len(df)} rows to {path}")
+
+
+def _cmd_quench(args) -> int:
+    from ..schema import write_table
+    from ..simulate import Model, rng_for, state_frame
+
+    params = _params(args)
+    if not args.T > 0:
+        raise ValueError(f"--T {args.T}: expected a positive temperature")
+    model = Model(params)
+    frames, infos = [], []
+    for r in range(args.first_replica, args.first_replica + args.replicas):
+        rng = rng_for(params, args.seed, r, 0)
+        st = model.random_state(rng)
+        t0 = time.perf_counter()
+        q = model.quench(st, args.T, rng)
+        infos.append({"replica": r, "events": q.events, "blocks": q.blocks, "converged": q.converged,
+                      "seconds": time.perf_counter() - t0})
+        frames.append(state_frame(st, params, replica=r, label="quench"))
+    import pandas as pd
+
+    df = pd.concat(frames, ignore_index=True)
+    for i in infos:
+        print(json.dumps(i))
+    if args.out:
+        write_table(df, args.out, _meta(args, params, T=args.T, quench=infos))
+        print(f"wrote quenched states of {args.replicas} replica(s) to {args.out}")
+    return 0
+
+
+def _parse_snapshots(text):
+    if not text:
+        return ()
+    out = []
+    for tok in text.split(","):
+        tok = tok.strip()
+        out.append("quench" if tok == "quench" else float(tok))
+    return tuple(out)
+
+
+def _cmd_aqs(args) -> int:
+    from ..observables import macro_summary
+    from ..schema import MACRO
+    from ..simulate import run_ensemble
+
+    params = _params(args)
+    snaps = _parse_snapshots(args.snapshots)
+    if "quench" in snaps and args.T is None:
+        raise ValueError("--snapshots quench needs --T (the KMC quench temperature)")
+    t0 = time.perf_counter()
+    ens = run_ensemble(params, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
+                       gamma_max=args.gamma_max, T_quench=args.T, threads=args.threads, snapshots=snaps)
+    wall = time.perf_counter() - t0
+    meta = _meta(args, params, gamma_max=args.gamma_max, T_quench=args.T)
+    if args.out:
+        _write(ens.macro, args.out, meta, MACRO)
+    if args.states_out:
+        _write(ens.states, args.states_out, meta)
+    if args.summary:
+        s = macro_summary(ens.macro)
+        s["seconds_per_run"] = float(ens.runs["seconds_aqs"].median())
+        s["seconds_quench_per_run"] = float(ens.runs["seconds_quench"].median())
+        s["wall_seconds"] = wall
+        print(json.dumps(s))
+    return 0
+
+
+def _cmd_probe(args) -> int:
+    import pandas as pd
+
+    from ..observables import probe_frame
+    from ..params import EPMParams
+    from ..schema import PROBE, read_metadata, read_table
+    from ..simulate import PURPOSE_PROBE_STATIONARY, Model, rng_for, state_from_frame
+
+    meta = read_metadata(args.states)
+    if "params" not in meta:
+        raise ValueError(f"{args.states}: no epcal parameters in the file metadata (not an epcal state table)")
+    params = EPMParams(**meta["params"]).validate()
+    df = read_table(args.states)
+    for col in ("replica", "label", "element", "theta", "tau_c"):
+        if col not in df.columns:
+            raise ValueError(f"{args.states}: column '{col}' missing (expected an epcal state table)")
+    n_list = _int_list(args.n, "--n")
+    alpha = _float_list(args.alpha, "--alpha")
+    for n in n_list:
+        if not 1 <= n <= params.L:
+            raise ValueError(f"--n {n}: patch larger than the lattice (L_EP = {params.L}) or < 1")
+    model = Model(params)
+    frames = []
+    for (rep, label), g in df.groupby(["replica", "label"], sort=True):
+        if args.label and label != args.label:
+            continue
+        st = state_from_frame(g, model)
+        rng = rng_for(params, args.seed, int(rep), PURPOSE_PROBE_STATIONARY + 1 + int(st.step))
+        out, corners = model.probe(st, rng, n_list, alpha, stride=args.stride)
+        state_name = "quench" if label == "quench" else "stationary"
+        frames.append(probe_frame(out, state=state_name, replica=int(rep), corners=corners, L=params.L,
+                                  l=params.l, n_list=n_list, alpha_deg=alpha).assign(label=label))
+    if not frames:
+        raise ValueError(f"{args.states}: no state with label {args.label!r}")
+    res = pd.concat(frames, ignore_index=True)
+    if args.out:
+        from .. import code_version
+
+        _write(res, args.out, {"params": params.as_dict(), "seed": args.seed, "code_version": code_version(),
+                               "states": str(args.states), "n": n_list, "alpha": alpha}, PROBE)
+    else:
+        print(res.groupby(["state", "n", "alpha"])[["tau_i", "tau_c", "delta_tau_c", "drop_tau_c"]].mean())
+    return 0
+
+
+def _int_list(text, key):
+    try:
+        out = []
+        for tok in str(text).split(","):
+            if "-" in tok.strip()[1:]:
+                lo, hi = tok.split("-")
+                out += list(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(tok))
+        return out
+    except ValueError:
+        raise ValueError(f"{key} {text!r}: expected integers like '8' or '1-8' or '2,4,8'") from None
+
+
+def _float_list(text, key):
+    try:
+        return [float(t) for t in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"{key} {text!r}: expected comma separated numbers") from None
+
+
+def register(sub) -> None:
+    p = sub.add_parser("kernel", help="FEM stress kernel, Eshelby tensor S and slip stiffness f(theta)",
+                       description="Compute (and cache) the periodic FEM stress kernel of an L_EP x L_EP "
+                                   "lattice; print the element's Eshelby tensor S and f(theta) at "
+                                   "theta = 0, 22.5, 45, 67.5 degrees.")
+    _model_options(p, full=False)
+    p.add_argument("--out", default=None, help="optional .npz with kernel, S, C, f")
+    p.set_defaults(func=_cmd_kernel)
+
+    p = sub.add_parser("quench", help="KMC thermal quench (appendix A.3) of random initial states",
+                       description="Thermal KMC at temperature T to stationarity, then T = 0 relaxation; "
+                                   "writes the quenched states (pre-stress and slip systems) as parquet.")
+    _model_options(p)
+    p.add_argument("--T", type=float, required=True, help="KMC temperature (stress units, V_a = 1)")
+    p.set_defaults(func=_cmd_quench)
+
+    p = sub.add_parser("aqs", help="AQS simple shear runs (section 3.4): stress-strain tables",
+                       description="Athermal quasistatic simple shear with dgamma = 1e-4 (elastic steps "
+                                   "skipped exactly) from a random or KMC-quenched state.")
+    _model_options(p)
+    p.add_argument("--gamma-max", type=float, default=2.0, help="final external strain, default 2")
+    p.add_argument("--T", type=float, default=None, help="quench temperature; default: random initial state")
+    p.add_argument("--snapshots", default="", help="comma list of strains (and/or 'quench') for state snapshots")
+    p.add_argument("--states-out", default=None, help="parquet file for the state snapshots")
+    p.add_argument("--summary", action="store_true",
+                   help="print one JSON line: sigma_mean, sigma_std, drop_mean, drops_per_strain, "
+                        "slips_per_run, seconds_per_run")
+    p.set_defaults(func=_cmd_aqs)
+
+    p = sub.add_parser("probe", help="local shear tests (section 3.5) on state snapshots",
+                       description="Probe states written by 'epcal aqs --states-out' (or 'epcal quench') "
+                                   "with n x n patches at every position (or a stride) and orientations alpha.")
+    p.add_argument("--states", required=True, help="state parquet from epcal aqs/quench")
+    p.add_argument("--label", default=None, help="only states with this label (e.g. 'gamma=2', 'quench')")
+    p.add_argument("--n", default="1-8", help="patch sizes, e.g. '8' or '1-8' (default 1-8)")
+    p.add_argument("--alpha", default=",".join(str(a) for a in range(0, 180, 15)),
+                   help="orientations in degrees (default 0,15,...,165)")
+    p.add_argument("--stride", type=int, default=1, help="patch corners every STRIDE elements (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the avalanche random streams")
+    p.add_argument("--out", default=None, help="output parquet (probe schema)")
+    p.set_defaults(func=_cmd_probe)

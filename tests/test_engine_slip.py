@@ -1,0 +1,111 @@
+"""Slip systems: samplers against exact moments, orientation groups, dissipation bound."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from epcal.elastic import ddot, periodic_kernel, slip_tensor
+from epcal.slip import (SlipSystems, make_rng_state, rng_uniform, slip_amplitude, slip_stiffness_coefficients,
+                        weibull)
+
+G, B = 13.2, 59.0
+
+
+@njit
+def _draw(kind, n, p1, p2, state):
+    out = np.empty(n)
+    for i in range(n):
+        if kind == 0:
+            out[i] = rng_uniform(state)
+        elif kind == 1:
+            out[i] = weibull(state, p1, p2)
+        else:
+            out[i] = slip_amplitude(state, p1, p2)
+    return out
+
+
+def _check_mean(x, mean, var):
+    # 5 standard errors: fails by chance with probability < 1e-6
+    assert abs(x.mean() - mean) < 5 * math.sqrt(var / x.size)
+
+
+def test_uniform_moments_and_range():
+    x = _draw(0, 200_000, 0.0, 0.0, make_rng_state(1))
+    assert 0 < x.min() and x.max() < 1
+    _check_mean(x, 0.5, 1 / 12)
+    _check_mean(x**2, 1 / 3, 1 / 5 - 1 / 9)
+
+
+@pytest.mark.parametrize("k,lam", [(1.0, 1.0), (2.18, 2.05), (3.0, 0.5)])
+def test_weibull_against_exact_moments(k, lam):
+    x = _draw(1, 200_000, k, lam, make_rng_state(2, int(k * 100)))
+    m1 = lam * math.gamma(1 + 1 / k)
+    m2 = lam**2 * math.gamma(1 + 2 / k)
+    _check_mean(x, m1, m2 - m1**2)
+    # CDF at the scale: P(x < lam) = 1 - 1/e
+    frac = (x < lam).mean()
+    p = 1 - math.exp(-1)
+    assert abs(frac - p) < 5 * math.sqrt(p * (1 - p) / x.size)
+
+
+@pytest.mark.parametrize("gmax,chi", [(0.1, 1.0), (0.05, 2.25), (0.2, 0.5)])
+def test_slip_amplitude_against_exact_moments(gmax, chi):
+    x = _draw(2, 200_000, gmax, chi, make_rng_state(3, int(chi * 100)))
+    assert x.min() > 0 and x.max() < gmax
+    # Eq. (7): mean gmax/(1+chi), E[x^2] = 2 gmax^2 / ((1+chi)(2+chi))
+    m1 = gmax / (1 + chi)
+    m2 = 2 * gmax**2 / ((1 + chi) * (2 + chi))
+    _check_mean(x, m1, m2 - m1**2)
+
+
+def test_same_seed_same_bits_and_different_seeds_differ():
+    a = _draw(1, 1000, 2.0, 1.0, make_rng_state(7, 1, 2))
+    b = _draw(1, 1000, 2.0, 1.0, make_rng_state(7, 1, 2))
+    c = _draw(1, 1000, 2.0, 1.0, make_rng_state(7, 1, 3))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_slip_systems_come_in_groups_of_four():
+    K = periodic_kernel(8, G, B)
+    f_coef = slip_stiffness_coefficients(K)
+    s = SlipSystems.random(20, 12, 2.0, 1.0, f_coef, make_rng_state(5))
+    assert np.all((s.theta > -np.pi / 2) & (s.theta <= np.pi / 2))
+    for g in range(3):
+        base = s.theta[:, 4 * g]
+        for j, off in enumerate((0.5 * np.pi, 0.25 * np.pi, 0.75 * np.pi)):
+            d = np.mod(s.theta[:, 4 * g + j + 1] - base - off, np.pi)
+            assert np.allclose(np.minimum(d, np.pi - d), 0, atol=1e-12)
+    # resolved-stress coefficients are those of M(theta)
+    M = slip_tensor(s.theta)
+    assert np.allclose(s.a, M[..., 0]) and np.allclose(s.b, 2 * M[..., 2])
+    # gamma_max / tau = -2 / f(theta)
+    from epcal.elastic import slip_stiffness
+    assert np.allclose(s.gcoef, -2 / slip_stiffness(s.theta, K))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        SlipSystems(4, 6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(theta=st.floats(-np.pi / 2, np.pi / 2), tau=st.floats(0.01, 5.0), u=st.floats(0.0, 1.0),
+       p=st.floats(-3, 3), q=st.floats(-3, 3))
+def test_no_slip_dissipates_negatively(theta, tau, u, p, q):
+    """Eq. (13)-(15): (Sigma + dSigma/2):dgamma M >= 0 for every amplitude up to gamma_max."""
+    K = periodic_kernel(15, G, B)
+    M = slip_tensor(theta)
+    # stress with resolved shear tau on this system, any pressure p and orthogonal shear q
+    sig = p * np.array([1.0, 1.0, 0.0]) + 2 * tau * M + 2 * q * slip_tensor(theta + np.pi / 4)
+    assert ddot(M, sig) == pytest.approx(tau)
+    coef = slip_stiffness_coefficients(K)
+    f = coef[0] + coef[1] * np.cos(4 * theta) + coef[2] * np.sin(4 * theta) + coef[3] * np.cos(2 * theta) \
+        + coef[4] * np.sin(2 * theta)
+    gmax = -2 * tau / f
+    dg = u * gmax
+    dsig = K[0, 0] @ (dg * M)
+    dissipation = ddot(sig + 0.5 * dsig, dg * M)
+    assert dissipation >= -1e-12 * tau * gmax
+    # the bound is sharp: at gamma_max the dissipation vanishes
+    assert ddot(sig + 0.5 * K[0, 0] @ (gmax * M), gmax * M) == pytest.approx(0.0, abs=1e-10 * tau * gmax)
