@@ -146,6 +146,49 @@ def test_kmc_quench_reaches_a_stationary_state():
         assert weakest_active(st.sig, 0.0, st.systems.tau_c, st.systems.a, st.systems.b, e)[1] > 0
 
 
+def test_kmc_thinning_selects_events_with_exact_probabilities():
+    """The thinned sum-tree selection equals direct selection nu_n / sum nu (chi-square test)."""
+    from numba import njit
+
+    from epcal.dynamics import _element_rates, _tree_build, kmc_select
+
+    p = SMALL
+    model = Model(p)
+    rng = rng_for(p, 8, 0, 0)
+    st = model.random_state(rng)
+    model.drive(st, rng, 0.3)
+    sig = st.stress(p.G)
+    sy = st.systems
+    E, N, T = p.L**2, p.N, 0.3
+    rates = np.empty((E, N))
+    exact = np.array([_element_rates(sig, sy.tau_c, sy.a, sy.b, T, e, rates) for e in range(E)])
+    P = 1
+    while P < E:
+        P *= 2
+    loose = np.random.default_rng(0).uniform(1.0, 5.0, E)  # arbitrary valid upper bounds
+
+    @njit
+    def draw(n, sig, tau_c, a, b, T, rng, exact, loose, P, rates):
+        E = tau_c.shape[0]
+        counts = np.zeros(E)
+        tree = np.zeros(2 * P)
+        for i in range(n):
+            upper = exact * loose
+            _tree_build(tree, P, upper)
+            rref = np.empty(E)
+            e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, rref.copy(), rref.copy(), rates)
+            counts[e] += 1
+        return counts
+
+    n = 40_000
+    counts = draw(n, sig, sy.tau_c, sy.a, sy.b, T, rng, exact, loose, P, rates)
+    expected = n * exact / exact.sum()
+    keep = expected > 5
+    chi2 = (((counts - expected) ** 2 / expected)[keep]).sum()
+    dof = keep.sum() - 1
+    assert chi2 < dof + 5 * np.sqrt(2 * dof)  # ~5 sigma
+
+
 def test_kmc_temperature_controls_the_quenched_stress():
     p = SMALL
     model = Model(p)

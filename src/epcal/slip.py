@@ -77,29 +77,51 @@ def slip_amplitude(state, gamma_max, chi):
 
 
 # --------------------------------------------------------------- slip systems
-@njit(cache=True)
-def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
-    # f(theta) = f0 + f4 cos(4 theta) + g4 sin(4 theta) on the square lattice
+@njit(cache=True, inline="always")
+def _store(theta, tau_c, a, b, gcoef, e, s, angle, tc, s2, c2, f_coef):
+    # f(theta) = f0 + f4c cos4t + f4s sin4t + f2c cos2t + f2s sin2t (exact on the Q4 lattice)
     theta[e, s] = angle
     tau_c[e, s] = tc
-    a[e, s] = -0.5 * np.sin(2.0 * angle)
-    b[e, s] = np.cos(2.0 * angle)
-    f = f_coef[0] + f_coef[1] * np.cos(4.0 * angle) + f_coef[2] * np.sin(4.0 * angle) \
-        + f_coef[3] * np.cos(2.0 * angle) + f_coef[4] * np.sin(2.0 * angle)
+    a[e, s] = -0.5 * s2
+    b[e, s] = c2
+    f = f_coef[0] + f_coef[1] * (c2 * c2 - s2 * s2) + f_coef[2] * (2.0 * s2 * c2) \
+        + f_coef[3] * c2 + f_coef[4] * s2
     gcoef[e, s] = -2.0 / f
 
 
 @njit(cache=True)
+def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
+    """Set system (e, s) to angle and threshold, with its derived coefficients."""
+    _store(theta, tau_c, a, b, gcoef, e, s, angle, tc, np.sin(2.0 * angle), np.cos(2.0 * angle), f_coef)
+
+
+@njit(cache=True)
 def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef):
-    """Draw all N systems of element e anew (section 3.3): groups of four angles, Weibull thresholds."""
+    """Draw all N systems of element e anew (section 3.3): groups of four angles, Weibull thresholds.
+
+    The four angles theta + (0, pi/2, pi/4, 3pi/4) have 2-theta rotated by
+    (0, pi, pi/2, 3pi/2): their sines and cosines follow from one sin/cos pair.
+    """
     N = theta.shape[1]
+    half = 0.5 * np.pi
     for g in range(N // 4):
         th = np.pi * (0.5 - rng_uniform(state))  # U(-pi/2, pi/2)
-        for j, off in enumerate((0.0, 0.5 * np.pi, 0.25 * np.pi, 0.75 * np.pi)):
-            ang = th + off
-            if ang > 0.5 * np.pi:
-                ang -= np.pi
-            _fill_system(theta, tau_c, a, b, gcoef, e, 4 * g + j, ang, weibull(state, k, lam), f_coef)
+        s2 = np.sin(2.0 * th)
+        c2 = np.cos(2.0 * th)
+        q = 4 * g
+        ang = th + half
+        if ang > half:
+            ang -= np.pi
+        _store(theta, tau_c, a, b, gcoef, e, q, th, weibull(state, k, lam), s2, c2, f_coef)
+        _store(theta, tau_c, a, b, gcoef, e, q + 1, ang, weibull(state, k, lam), -s2, -c2, f_coef)
+        ang = th + 0.25 * np.pi
+        if ang > half:
+            ang -= np.pi
+        _store(theta, tau_c, a, b, gcoef, e, q + 2, ang, weibull(state, k, lam), c2, -s2, f_coef)
+        ang = th + 0.75 * np.pi
+        if ang > half:
+            ang -= np.pi
+        _store(theta, tau_c, a, b, gcoef, e, q + 3, ang, weibull(state, k, lam), -c2, s2, f_coef)
 
 
 @njit(cache=True)
