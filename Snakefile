@@ -8,7 +8,10 @@
 # Every rule calls one `epcal` verb (src/epcal/cli/calibrate.py) and writes parquet under results/.
 from pathlib import Path
 
-configfile: "config/config.yaml"
+# the default config, unless --configfile names another one (configs are complete, never merged)
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 include: "workflow/rules/common.smk"
 
