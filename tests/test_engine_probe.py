@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from epcal.elastic import patch_kernel, slip_tensor
+from epcal.elastic import ddot, patch_kernel, slip_tensor
 from epcal.params import EPMParams, patch_radius
 from epcal.simulate import Model, rng_for
 from epcal.slip import renew_element, slip_amplitude
@@ -96,7 +96,8 @@ def slow_patch_test(st, model, corner, n, alpha_deg, rng):
             if first and x == trig and best > 0:
                 s, best = trig_s, 0.0
             if best <= 0:
-                act.append((x, s, slip_amplitude(rng, gc[x][s] * (tc[x][s] - best), p.chi)))
+                f_patch = ddot(slip_tensor(th[x][s]), Kp[x, x] @ slip_tensor(th[x][s]))
+                act.append((x, s, slip_amplitude(rng, -2 * (tc[x][s] - best) / f_patch, p.chi)))
         first = False
         if not act:
             break
@@ -108,6 +109,23 @@ def slow_patch_test(st, model, corner, n, alpha_deg, rng):
             renew_element(rng, *arrs, 0, p.k, p.lam, model.f_coef)
             th[x], tc[x], a[x], b[x], gc[x] = (arr[0] for arr in arrs)
     return gamma_c, sig.mean(0)
+
+
+def test_patch_slips_never_dissipate_negatively(sheared):
+    """With the patch's own f_x, every slip in a local test satisfies Eq. (14)."""
+    model, st = sheared
+    n = 3
+    Kp = patch_kernel(n, P.G, P.B)
+    rng = np.random.default_rng(1)
+    for x in range(n * n):
+        for th in rng.uniform(-np.pi / 2, np.pi / 2, 20):
+            M = slip_tensor(th)
+            f = ddot(M, Kp[x, x] @ M)
+            tau = rng.uniform(0.1, 2)
+            gmax = -2 * tau / f
+            sig = 2 * tau * M
+            assert ddot(sig + 0.5 * Kp[x, x] @ (gmax * M), gmax * M) == pytest.approx(0, abs=1e-9)
+            assert ddot(sig + 0.5 * Kp[x, x] @ (0.7 * gmax * M), 0.7 * gmax * M) > 0
 
 
 def test_fast_probe_equals_slow_reference(sheared):

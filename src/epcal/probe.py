@@ -8,9 +8,11 @@ so a system's resolved stress rises at rate G cos(2(theta - alpha)).  The onset
 gamma~_c is found exactly (minimum over the patch systems of the strain to
 threshold), then the avalanche relaxes at fixed gamma~ with the fixed-boundary
 patch kernel (:func:`epcal.elastic.patch_kernel`) and the same slip rules as the
-full system (Eqs. 6-7, renewal).  Slip amplitudes use the element's own
-gamma_max = -2 tau / f(theta) (Eq. 6) with the same Eshelby tensor as in the
-full lattice: "slip events occur according to the same rules".
+full system (Eqs. 6-7, renewal).  The dissipation bound gamma_max = -2 tau / f(theta)
+(Eq. 6) uses the element's own self-response *inside the patch*,
+f_x(theta) = M:Kp[x, x]:M (its Eshelby tensor with the fixed boundary), which is
+what keeps every slip's dissipation non-negative (A.7) -- as in the authors'
+code, where the patch solver recomputes S.
 
 The probed state is never modified: renewed systems live in a per-test overlay.
 """
@@ -50,14 +52,15 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a):
 
 
 @njit(cache=True, nogil=True)
-def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat, k_off,
+def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat, k_off, pf_coef, pf_off,
                  cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out):
     """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
     (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
 
     sig: full element stress (E, 3) of the probed state.  corners: flat index of
     the patch's lower-left element.  Kernel of size n at kd_flat[k_off[ni]:]
-    laid out as [a, b, 3] (reduced, see :func:`epcal.dynamics.reduce_kernel`).
+    laid out as [b, a, 3] (reduced, see :func:`epcal.dynamics.reduce_kernel`);
+    pf_coef[pf_off[ni] + x] are the Fourier coefficients of f_x(theta) in that patch.
     """
     E, N = tau_c.shape
     A = cos2a.shape[0]
@@ -159,14 +162,18 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                         if best <= ACTIVE:
                             if ov[x]:
                                 tau = ov_tau[x, bs] - best
-                                gco = ov_g[x, bs]
+                                s2 = -2.0 * ov_a[x, bs]
+                                c2 = ov_b[x, bs]
                             else:
                                 e = loc_elem[x]
                                 tau = tau_c[e, bs] - best
-                                gco = gcoef[e, bs]
+                                s2 = -2.0 * a[e, bs]
+                                c2 = b[e, bs]
+                            fc = pf_coef[pf_off[ni] + x]
+                            f = fc[0] + fc[1] * (c2 * c2 - s2 * s2) + fc[2] * (2.0 * s2 * c2) + fc[3] * c2 + fc[4] * s2
                             buf_a[nact] = x
                             buf_s[nact] = bs
-                            buf_dg[nact] = slip_amplitude(rng, gco * tau, chi)
+                            buf_dg[nact] = slip_amplitude(rng, -2.0 * tau / f, chi)
                             nact += 1
                     first = False
                     if nact == 0:
@@ -206,19 +213,26 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
 
 
 def flatten_patch_kernels(kernels: list[np.ndarray]):
-    """Reduced patch kernels laid out for :func:`probe_kernel`: (kd_flat, kx_flat, offsets).
+    """Reduced patch kernels laid out for :func:`probe_kernel`: (kd_flat, kx_flat, offsets, pf, pf_offsets).
 
     For a kernel Kp[a, b] (stress at a from plastic strain at b) the layout is
     [b, a, component] so that one slip reads a contiguous block.
     """
     from .dynamics import reduce_kernel
+    from .slip import slip_stiffness_coefficients
 
-    kd_parts, kx_parts, offs = [], [], []
+    kd_parts, kx_parts, offs, pf, pf_offs = [], [], [], [], []
     pos = 0
+    epos = 0
     for Kp in kernels:
+        m = Kp.shape[0]
+        pf.append(np.array([slip_stiffness_coefficients(Kp[x, x]) for x in range(m)]))
+        pf_offs.append(epos)
+        epos += m
         Kd, Kx = reduce_kernel(Kp)  # (a, b, 3)
         kd_parts.append(np.ascontiguousarray(Kd.transpose(1, 0, 2)).ravel())
         kx_parts.append(np.ascontiguousarray(Kx.transpose(1, 0, 2)).ravel())
         offs.append(pos)
         pos += kd_parts[-1].size
-    return np.concatenate(kd_parts), np.concatenate(kx_parts), np.array(offs, np.int64)
+    return (np.concatenate(kd_parts), np.concatenate(kx_parts), np.array(offs, np.int64),
+            np.ascontiguousarray(np.concatenate(pf)), np.array(pf_offs, np.int64))

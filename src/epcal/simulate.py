@@ -159,7 +159,7 @@ class Model:
         """Local shear tests of ``state`` (section 3.5); raw output (P, len(n), len(alpha), 11)."""
         p = self.params
         n_arr = np.asarray(n_list, np.int64)
-        kd, kx, off = self.patch_kernels(n_arr)
+        kd, kx, off, pf, pf_off = self.patch_kernels(n_arr)
         if corners is None:
             if stride < 1:
                 raise ValueError(f"probe stride = {stride}: expected >= 1")
@@ -170,7 +170,7 @@ class Model:
         out = np.empty((len(corners), len(n_arr), len(alpha), 11))
         sys = state.systems
         probe_kernel(state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, p.L, p.G,
-                     n_arr, kd, kx, off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
+                     n_arr, kd, kx, off, pf, pf_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
                      p.k, p.lam, p.chi, self.f_coef, out)
         return out, corners
 
