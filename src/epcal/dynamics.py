@@ -160,21 +160,25 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache):
 
     Loading is affine, tau of a system moves by sign G dgamma b per step, so j is
     estimated by division and then fixed with the exact activation predicate, the
-    same one the relaxation uses.  Elements are visited in order of their cached
-    lower bound j >= (min Delta tau^c)/(G dgamma) and pruned by it.
+    same one the relaxation uses.  Each element has a cached lower bound
+    j >= (min Delta tau^c)/(G dgamma); the element with the lowest bound is scanned
+    first and every element whose bound exceeds the best j found is skipped.
     """
     E, N = tau_c.shape
     best = jmax + 1
     step_tau = G * dgamma
     ext = G * (n * dgamma)
     lb = np.empty(E)
+    first = 0
     for e in range(E):
         lb[e] = (_cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext) - CACHE_MARGIN) / step_tau
-    order = np.argsort(lb)
-    for q in range(E):
-        e = order[q]
-        if lb[e] > best:
-            break
+        if lb[e] < lb[first]:
+            first = e
+    # visit the most promising element first, then all others pruned by their bound
+    for q in range(-1, E):
+        e = first if q < 0 else q
+        if (q >= 0 and e == first) or lb[e] > best:
+            continue
         d = sig[e, 0] - sig[e, 1]
         sres = sig[e, 2]
         sxy = sres + ext

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dynamics import ACTIVE, MAX_RELAX_STEPS
+from .dynamics import ACTIVE, CACHE_MARGIN, MAX_RELAX_STEPS
 from .slip import renew_element, slip_amplitude
 
 
@@ -81,6 +81,9 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
     buf_a = np.empty(M, np.int64)
     buf_s = np.empty(M, np.int64)
     buf_dg = np.empty(M)
+    cmin = np.empty(M)
+    cd = np.empty(M)
+    cs = np.empty(M)
     for p in range(corners.shape[0]):
         ci = corners[p] // L
         cj = corners[p] - ci * L
@@ -140,6 +143,9 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                     for x in range(m):
                         d = loc_sig[x, 0] - loc_sig[x, 1]
                         sxy = loc_sig[x, 2]
+                        # exact bound (|a| <= 1/2, |b| <= 1): skip elements that cannot be active
+                        if not first and not ov[x] and cmin[x] - (0.5 * abs(d - cd[x]) + abs(sxy - cs[x])) > CACHE_MARGIN:
+                            continue
                         best = np.inf
                         bs = -1
                         if ov[x]:
@@ -155,6 +161,9 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                                 if dt < best:
                                     best = dt
                                     bs = s
+                        cmin[x] = best
+                        cd[x] = d
+                        cs[x] = sxy
                         if first and x == trig and best > ACTIVE:
                             # the trigger sits exactly at threshold; round-off may leave it at +1e-16
                             bs = s_el[loc_elem[x], q]
