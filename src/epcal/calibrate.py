@@ -18,8 +18,11 @@ and the twin reference uses a seed disjoint from the calibration's.
             lambda_0, a surrogate of the ensemble at lambda.  Stage 1 runs
             one ensemble per chi of the grid at lambda_0 (``coarse_replicas``
             runs) and scans lambda on a fine grid through the surrogate;
-            stage 2 runs true ensembles (``replicas`` runs) at the surrogate
-            optimum lambda*(chi) of the ``refine`` best chi; the cell's best
+            then (``refine_chi``) the vertex chi* of a parabola through the
+            three best surrogate minima L*(chi) gets its own stage-1 scan
+            (successive refinement); stage 2 runs true ensembles
+            (``replicas`` runs) at the surrogate optimum lambda*(chi) of the
+            ``refine`` best chi; the cell's best
             (lambda, chi) is the best *true* ensemble.  The rows of stage 1
             are kept (``stage = "surrogate"``) but never selected.
 """
@@ -146,21 +149,36 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
         lam0 = float(search.get("lam0") or np.sqrt(lams.min() * lams.max()))
         fine = np.geomspace(lams.min(), lams.max(), int(search.get("lam_points", 61)))
         coarse = range(int(search.get("coarse_replicas", cfg["replicas"])))
-        best = []
-        for chi in chis:
+        surrogate_min = {}
+
+        def scan(chi):
+            nonlocal n_runs
             p = model_params(l, k, lam0, chi, model)
             ens = run(p, coarse, seed, cfg.get("gamma_max", 2.0), threads=threads)
             n_runs += len(coarse)
             Ls = []
             for lam in fine:
-                s = lam / lam0
-                r = ev.evaluate(_scaled_macro(ens.macro, s), None, n_boot=0)
+                r = ev.evaluate(_scaled_macro(ens.macro, lam / lam0), None, n_boot=0)
                 Ls.append(float(r["L_macro"].iloc[0]))
                 rows.append(r.assign(l=float(l), k=float(k), lam=float(lam), chi=float(chi), stage="surrogate"))
             j = int(np.argmin(Ls))
-            best.append((Ls[j], float(fine[j]), float(chi)))
+            surrogate_min[float(chi)] = (Ls[j], float(fine[j]))
             log(f"l={l} k={k} chi={chi:.4g} surrogate: lam*={fine[j]:.4g} L_macro~{Ls[j]:.4f}")
-        best.sort()
+
+        for chi in chis:
+            scan(float(chi))
+        # successive refinement in chi: vertex of the parabola through the 3 best surrogate minima
+        if search.get("refine_chi", True) and len(chis) >= 3:
+            cs = np.array(sorted(surrogate_min))
+            Ls = np.array([surrogate_min[c][0] for c in cs])
+            j = int(np.argmin(Ls))
+            if 0 < j < len(cs) - 1:
+                c2, c1, _ = np.polyfit(cs[j - 1:j + 2], Ls[j - 1:j + 2], 2)
+                if c2 > 0:
+                    chi_star = round(float(np.clip(-c1 / (2 * c2), cs[j - 1], cs[j + 1])), 3)
+                    if chi_star not in surrogate_min:
+                        scan(chi_star)
+        best = sorted((v[0], v[1], c) for c, v in surrogate_min.items())
         for _, lam, chi in best[: int(search.get("refine", 2))]:
             true_eval(round(lam, 4), chi, "refine")
     else:

@@ -1,0 +1,142 @@
+"""Snakemake dry runs of the shipped configs and start-up errors on bad configs / bad reference tables."""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+pytestmark = pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake not installed")
+
+
+def dry_run(workdir: Path, configfile: Path | None = None, extra=()):
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-n", "--directory", str(workdir), "-c", "1"]
+    if configfile:
+        cmd += ["--configfile", str(configfile)]
+    cmd += list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts, on = {}, False
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            on = True
+            continue
+        if on and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def load(name):
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+def test_default_config_dry_run(tmp_path):
+    r = dry_run(tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    c = job_counts(r.stdout)
+    n_k = 9  # k = 1.00 ... 3.00 step 0.25
+    assert c["sweep_macro"] == n_k and c["sweep_meso"] == n_k
+    assert c["optimum_table"] == 1 and c["fig3"] == 1 and c["reference_twin"] == 1
+
+
+def test_paper_config_dry_run(tmp_path):
+    r = dry_run(tmp_path, ROOT / "config" / "paper.yaml")
+    assert r.returncode == 0, r.stderr[-3000:]
+    c = job_counts(r.stdout)
+    assert c["sweep_macro"] == 6 * 41, c  # six l of Table 1 x k = 1.00..3.00 step 0.05
+    assert c["sweep_meso"] == 6 * 41
+    assert c["fit"] == 6 and c["kernel"] == 6
+    assert c["optimum_ensemble"] == 1024 // 64
+
+
+def test_paper_config_is_the_papers_protocol():
+    p = load("paper.yaml")
+    assert p["l"] == [3.5, 4.4, 6.6, 8.8, 10.5, 13.2]
+    assert p["k"] == {"min": 1.0, "max": 3.0, "step": 0.05}
+    assert p["macro"]["replicas"] == 48 and p["meso"]["replicas"] == 48
+    assert p["losses"]["R"] == 30 and p["optimum"]["replicas"] == 1024 and p["optimum"]["n_alpha"] == 12
+
+
+BAD = [
+    # (mutation, substrings the error must contain)
+    (lambda c: c["macro"].__setitem__("replicass", 4), ["macro", "replicass", "unknown key"]),
+    (lambda c: c["macro"].__setitem__("replicas", 0), ["macro.replicas", "= 0", ">= 1"]),
+    (lambda c: c["reference"].__setitem__("source", "md"), ["reference.source", '"md"', "one of"]),
+    (lambda c: c.__setitem__("l", "6.6"), ["'l'", '"6.6"', "array"]),
+    (lambda c: c["macro"]["search"].__setitem__("method", "bayes"), ["macro.search.method", "bayes", "grid"]),
+    (lambda c: c["fit"].__setitem__("interp", "cubic"), ["fit.interp", "cubic", "regression"]),
+    (lambda c: c["reference"]["twin"].__setitem__("seed", c["seed"]), ["reference.twin.seed", "different"]),
+    (lambda c: c.__setitem__("k", {"min": 1.0, "max": 3.0}), ["'k'", "min, max, step"]),
+]
+
+
+@pytest.mark.parametrize("mutate,needles", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_config_error_names_key_value_expected(tmp_path, mutate, needles):
+    cfg = copy.deepcopy(load("config.yaml"))
+    mutate(cfg)
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    r = dry_run(tmp_path, f)
+    assert r.returncode != 0
+    err = r.stderr + r.stdout
+    assert "invalid configuration" in err
+    for n in needles:
+        assert n in err, (n, err[-2000:])
+
+
+def _reference(tmp: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_losses import probe_table, sawtooth, write_reference
+
+    return write_reference(tmp / "ref", sawtooth(3, 700, 1), probe_table(3, 1))
+
+
+def _tables_config(tmp: Path, ref: Path) -> Path:
+    cfg = copy.deepcopy(load("config.yaml"))
+    cfg["reference"] = {"source": "tables", "tables": {"path": str(ref)}}
+    f = tmp / "tables.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    return f
+
+
+def test_good_reference_tables_accepted(tmp_path):
+    ref = _reference(tmp_path)
+    r = dry_run(tmp_path, _tables_config(tmp_path, ref))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "reference_twin" not in job_counts(r.stdout)
+
+
+@pytest.mark.parametrize("breakage,needles", [
+    (lambda d: pd.read_parquet(d / "probe.parquet").drop(columns=["tau_c"]).to_parquet(d / "probe.parquet"),
+     ["probe.parquet", "'tau_c'", "missing"]),
+    (lambda d: pd.read_parquet(d / "macro.parquet").assign(sigma_after=np.nan).to_parquet(d / "macro.parquet"),
+     ["macro.parquet", "'sigma_after'", "non-finite"]),
+    (lambda d: pd.read_parquet(d / "probe.parquet").assign(state="liquid").to_parquet(d / "probe.parquet"),
+     ["probe.parquet", "'state'", "liquid"]),
+    (lambda d: (d / "reference.yaml").write_text("domain_length: 98.8\n"),
+     ["reference.yaml", "'shear_modulus'", "missing"]),
+], ids=["missing-column", "nan", "bad-state", "yaml-key"])
+def test_bad_reference_tables_rejected_before_any_job(tmp_path, breakage, needles):
+    ref = _reference(tmp_path)
+    breakage(ref)
+    r = dry_run(tmp_path, _tables_config(tmp_path, ref))
+    assert r.returncode != 0
+    err = r.stderr + r.stdout
+    for n in needles:
+        assert n in err, (n, err[-2000:])
