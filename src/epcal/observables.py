@@ -36,21 +36,11 @@ def macro_frame(replica: int, steps, before, after, slips, dgamma: float = DELTA
 
 
 def _replica_observables(g: pd.DataFrame, gamma_min: float):
-    step = g["step"].to_numpy()
     gam = g["gamma_ext"].to_numpy()
     before = g["sigma_before"].to_numpy()
     after = g["sigma_after"].to_numpy()
     aval = g["avalanche"].to_numpy()
-    # stress at every strain step: branch i runs from (step_i, after_i) to (step_{i+1}, before_{i+1})
-    length = np.abs(np.diff(step))
-    reps = length.copy()
-    reps[-1] += 1  # include the end of the run
-    j = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-    start = np.repeat(after[:-1], reps)
-    slope = np.repeat(np.where(length > 0, (before[1:] - after[:-1]) / np.maximum(length, 1), 0.0), reps)
-    values = start + slope * j
-    dg = np.repeat(np.where(length > 0, (gam[1:] - gam[:-1]) / np.maximum(length, 1), 0.0), reps)
-    gvals = np.repeat(gam[:-1], reps) + dg * j
+    gvals, values = stress_series(g)
     stress = values[gvals > gamma_min]
     sel = aval & (gam > gamma_min)
     drops = (before - after)[sel]
@@ -131,3 +121,45 @@ def probe_frame(out: np.ndarray, *, state: str, replica: int, corners: np.ndarra
         "sxx_f": r[:, 7], "syy_f": r[:, 8], "sxy_f": r[:, 9],
         "n_slips": r[:, 10].astype(np.int64),
     })
+
+
+def stress_series(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(gamma, Sigma_xy^ext) after relaxation at every strain step of one replica's macro table."""
+    step = g["step"].to_numpy()
+    gam = g["gamma_ext"].to_numpy()
+    before = g["sigma_before"].to_numpy()
+    after = g["sigma_after"].to_numpy()
+    length = np.abs(np.diff(step))
+    reps = length.copy()
+    reps[-1] += 1
+    j = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    safe = np.maximum(length, 1)
+    values = np.repeat(after[:-1], reps) + np.repeat(np.where(length > 0, (before[1:] - after[:-1]) / safe, 0.0), reps) * j
+    gvals = np.repeat(gam[:-1], reps) + np.repeat(np.where(length > 0, (gam[1:] - gam[:-1]) / safe, 0.0), reps) * j
+    return gvals, values
+
+
+def rms_deviation(df: pd.DataFrame, windows, gamma_min: float = GAMMA_STATIONARY) -> pd.DataFrame:
+    """r(dgamma) of Eq. (10): the std of Sigma_xy^ext inside strain windows of width dgamma,
+    averaged over window positions in the stationary regime and over replicas (Fig. 5a)."""
+    rows = []
+    for w in windows:
+        stds = []
+        for _, g in df.groupby("replica", sort=True):
+            gam, sig = stress_series(g)
+            keep = gam > gamma_min
+            sig = sig[keep]
+            m = max(2, int(round(w / DELTA_GAMMA)) + 1)  # points in a window of width w
+            if sig.size < m:
+                continue
+            # std over all windows at once (sliding, step one point) via cumulative sums
+            c1 = np.concatenate([[0.0], np.cumsum(sig)])
+            c2 = np.concatenate([[0.0], np.cumsum(sig * sig)])
+            s1 = c1[m:] - c1[:-m]
+            s2 = c2[m:] - c2[:-m]
+            var = np.maximum(s2 / m - (s1 / m) ** 2, 0.0)
+            stds.append(np.sqrt(var))
+        if stds:
+            allv = np.concatenate(stds)
+            rows.append({"dgamma": float(w), "r": float(allv.mean()), "r_sem": float(allv.std() / np.sqrt(len(stds)))})
+    return pd.DataFrame(rows)

@@ -189,6 +189,41 @@ def _cmd_probe(args) -> int:
     return 0
 
 
+def _cmd_bauschinger(args) -> int:
+    from ..simulate import run_bauschinger
+
+    params = _params(args)
+    df = run_bauschinger(params, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
+                         gamma_max=args.gamma_max, T_quench=args.T, strain=args.strain, threads=args.threads)
+    if args.out:
+        _write(df, args.out, _meta(args, params, gamma_max=args.gamma_max, T_quench=args.T, strain=args.strain))
+    else:
+        import numpy as np
+
+        from ..simulate import loading_curve
+
+        grid = np.linspace(0, args.strain, 11)
+        for br in ("forward", "reverse"):
+            print(br, " ".join(f"{v:.3f}" for v in loading_curve(df, br, grid)))
+    return 0
+
+
+def _cmd_rms(args) -> int:
+    from ..observables import rms_deviation
+    from ..schema import MACRO, read_table
+
+    df = read_table(args.macro, MACRO)
+    windows = _float_list(args.windows, "--windows")
+    r = rms_deviation(df, windows, gamma_min=args.gamma_min)
+    if args.out:
+        from .. import code_version
+
+        _write(r, args.out, {"source": str(args.macro), "code_version": code_version()})
+    else:
+        print(r.to_string(index=False))
+    return 0
+
+
 def _int_list(text, key):
     try:
         out = []
@@ -238,6 +273,26 @@ def register(sub) -> None:
                    help="print one JSON line: sigma_mean, sigma_std, drop_mean, drops_per_strain, "
                         "slips_per_run, seconds_per_run")
     p.set_defaults(func=_cmd_aqs)
+
+    p = sub.add_parser("bauschinger", help="reload test of section 5: unload, then load forward and in reverse",
+                       description="Drive to the stationary state, unload until Sigma_ext <= 0, then load "
+                                   "forward (alpha = 0) and in reverse (alpha = 90) with the strain origin reset "
+                                   "(Fig. 5d).")
+    _model_options(p)
+    p.add_argument("--gamma-max", type=float, default=2.0, help="strain of the stationary state, default 2")
+    p.add_argument("--T", type=float, default=None, help="quench temperature; default: random initial state")
+    p.add_argument("--strain", type=float, default=0.1, help="reload strain, default 0.1")
+    p.set_defaults(func=_cmd_bauschinger)
+
+    p = sub.add_parser("rms", help="root-mean-square deviation r(dgamma) of the external stress, Eq. (10)",
+                       description="r(dgamma): std of Sigma_xy^ext in strain windows of width dgamma, averaged "
+                                   "over the stationary regime (Fig. 5a), from a macro table.")
+    p.add_argument("macro", help="macro table (parquet, macro schema)")
+    p.add_argument("--windows", default="0.0002,0.0005,0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5",
+                   help="window widths dgamma (comma list)")
+    p.add_argument("--gamma-min", type=float, default=0.5, help="start of the stationary regime")
+    p.add_argument("--out", default=None, help="output parquet")
+    p.set_defaults(func=_cmd_rms)
 
     p = sub.add_parser("probe", help="local shear tests (section 3.5) on state snapshots",
                        description="Probe states written by 'epcal aqs --states-out' (or 'epcal quench') "
