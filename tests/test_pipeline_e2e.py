@@ -1,0 +1,193 @@
+"""A tiny end-to-end calibration, its report, recovery of the twin's parameters, and incremental reruns.
+
+One module-scoped run (about 1-2 minutes on 2 cores) of a tiny config against a twin reference
+made by the EPM at (k, lam, chi, T) = (2.2, 2.0, 2.25, 0.25), inside the searched ranges.
+The workflow files and src/epcal are copied into the run directory so that the incremental
+tests can touch "source files" without touching the repository (the jobs still run the
+installed epcal package).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from test_pipeline_config import SNAKEMAKE, job_counts
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake not installed")
+
+TWIN = {"l": 6.6, "k": 2.2, "lam": 2.0, "chi": 2.25, "T": 0.25}
+TINY = {
+    "seed": 31,
+    "l": [6.6],
+    "k": [1.6, 1.9, 2.2, 2.5, 2.8],
+    "model": {"G": 13.2, "B": 59.0, "domain_length": 98.8045, "N": None},
+    "reference": {"source": "twin",
+                  "twin": {**TWIN, "seed": 9001, "replicas": 16, "n_list": [7, 8], "alpha": [0.0, 45.0, 90.0, 135.0]}},
+    "losses": {"R": 30.0},
+    "macro": {"replicas": 8, "n_boot": 20,
+              "search": {"method": "scaled", "lam": {"min": 0.5, "max": 5.0, "num": 10, "log": True},
+                         "chi": [1.0, 2.0, 3.0, 4.0], "coarse_replicas": 4, "refine": 2}},
+    "meso": {"replicas": 8, "n_boot": 40, "neighborhood": {"lam_rel": [-0.05, 0.0, 0.05], "chi": [0.0]}},
+    "fit": {"half_width": None, "interp": "regression"},
+    "quench": {"enabled": True, "T": [0.15, 0.25, 0.35], "replicas": 4, "n_boot": 20},
+    "optimum": {"replicas": 4, "batch_size": 2, "n_alpha": 4, "stride": 3},
+    "figures": {"dpi": 60},
+}
+
+
+def snake(workdir: Path, *args, dry=False, timeout=600):
+    cmd = [SNAKEMAKE, "-s", str(workdir / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "tiny.yaml"), "-c", "2"]
+    if dry:
+        cmd.append("-n")
+    cmd += list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def write_cfg(workdir: Path, cfg: dict):
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pipeline")
+    shutil.copy(ROOT / "Snakefile", d / "Snakefile")
+    shutil.copytree(ROOT / "workflow", d / "workflow")
+    shutil.copytree(ROOT / "config", d / "config")
+    shutil.copytree(ROOT / "envs", d / "envs")
+    shutil.copytree(ROOT / "src" / "epcal", d / "src" / "epcal", ignore=shutil.ignore_patterns("__pycache__"))
+    write_cfg(d, TINY)
+    t0 = time.perf_counter()
+    r = snake(d)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in (d / "results" / "logs").rglob("*.log"))
+        pytest.fail(f"pipeline failed:\n{r.stderr[-4000:]}\n{logs[-6000:]}")
+    (d / "elapsed.txt").write_text(f"{elapsed:.1f}\n")
+    return d
+
+
+def test_end_to_end_outputs(run_dir):
+    opt = pd.read_parquet(run_dir / "results/calibration/optimum.parquet")
+    need = ["l", "k_hat", "lam_hat", "chi_hat", "T_hat", "L_stat", "L_macro", "L_meso_plus", "L_meso_minus"]
+    for c in need:
+        assert c in opt and np.isfinite(opt[c]).all(), c
+        if c != "l":
+            assert f"{c}_err" in opt, c
+    for n in ("fig2", "fig3", "fig4", "fig8", "fig9"):
+        assert (run_dir / f"results/figures/{n}.png").stat().st_size > 10_000
+        data = pd.read_parquet(run_dir / f"results/figures/{n}.parquet")
+        assert len(data) > 0 and {"panel", "series", "x", "y"} <= set(data.columns)
+    # every rule leaves a log and a benchmark
+    assert list((run_dir / "results/logs").rglob("*.log")) and list((run_dir / "results/benchmarks").rglob("*.tsv"))
+    # the optimum ensemble came in 2 batches with disjoint replicas
+    b0 = pd.read_parquet(run_dir / "results/optimum/l6.6/macro_b0.parquet")
+    b1 = pd.read_parquet(run_dir / "results/optimum/l6.6/macro_b1.parquet")
+    assert set(b0.replica) == {0, 1} and set(b1.replica) == {2, 3}
+    assert float((run_dir / "elapsed.txt").read_text()) < 300
+
+
+def test_report(run_dir):
+    r = snake(run_dir, "--report", str(run_dir / "report.html"), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = (run_dir / "report.html").read_text(errors="ignore")
+    assert "fig2" in html and "Figure 3" in html
+
+
+def test_recovery_of_twin_parameters(run_dir):
+    """The calibration recovers (k, lam, chi) of the twin within tolerances from the replica error bars.
+
+    tol_x = sqrt((3 sigma_x)^2 + (h_x / 2)^2): sigma_x the replica-bootstrap error of x_hat, h_x the
+    resolution of the search in x (k: none, the parabola is continuous; lam: the meso neighbourhood
+    step 5 % of lam; chi: the spacing of the chi grid around the twin's chi, 1.0).
+    """
+    opt = pd.read_parquet(run_dir / "results/calibration/optimum.parquet").iloc[0]
+    h = {"k": 0.0, "lam": 0.05 * TWIN["lam"], "chi": 1.0}
+    for x in ("k", "lam", "chi"):
+        tol = np.hypot(3 * opt[f"{x}_hat_err"], h[x] / 2)
+        assert abs(opt[f"{x}_hat"] - TWIN[x]) <= tol, (x, opt[f"{x}_hat"], opt[f"{x}_hat_err"], tol)
+    # the error bars are real (non-zero) and not so wide that the test is void
+    assert 0 < opt["k_hat_err"] < 0.6
+    # the macro optimum at the twin's k is near perfect and much better than at the k edges
+    sel = pd.read_parquet(run_dir / "results/calibration/select.parquet")
+    at = sel.set_index("k")["L_macro"]
+    assert at[2.2] < 0.1
+    assert abs(sel.set_index("k").loc[2.2, "lam"] - TWIN["lam"]) < 0.2
+    # KMC temperature within its bootstrap error (+ half the T grid step)
+    assert abs(opt["T_hat"] - TWIN["T"]) <= np.hypot(3 * opt["T_hat_err"], 0.05)
+
+
+# ------------------------------------------------------------------ incremental reruns (dry runs)
+def test_nothing_to_do_after_the_run(run_dir):
+    r = snake(run_dir, dry=True)
+    assert r.returncode == 0
+    assert job_counts(r.stdout) == {}, r.stdout[-2000:]
+
+
+def test_adding_a_k_runs_only_the_new_cells_and_dependants(run_dir):
+    cfg = copy.deepcopy(TINY)
+    cfg["k"] = TINY["k"] + [3.0]
+    write_cfg(run_dir, cfg)
+    try:
+        c = job_counts(snake(run_dir, dry=True).stdout)
+    finally:
+        write_cfg(run_dir, TINY)
+    assert c["sweep_macro"] == 1 and c["sweep_meso"] == 1
+    for stale in ("reference_twin", "reference_check", "kernel"):
+        assert stale not in c
+    for dep in ("fit", "optimum_table", "fig3", "select"):
+        assert c[dep] == 1
+
+
+def test_plot_option_reruns_only_figures(run_dir):
+    cfg = copy.deepcopy(TINY)
+    cfg["figures"] = {"dpi": 61}
+    write_cfg(run_dir, cfg)
+    try:
+        c = job_counts(snake(run_dir, dry=True).stdout)
+    finally:
+        write_cfg(run_dir, TINY)
+    assert set(c) - {"all"} == {"fig2", "fig3", "fig4", "fig8", "fig9"}, c
+
+
+def test_meso_option_reruns_meso_and_downstream_not_macro(run_dir):
+    cfg = copy.deepcopy(TINY)
+    cfg["meso"] = {**TINY["meso"], "n_boot": 41}
+    write_cfg(run_dir, cfg)
+    try:
+        c = job_counts(snake(run_dir, dry=True).stdout)
+    finally:
+        write_cfg(run_dir, TINY)
+    assert c["sweep_meso"] == 5 and "sweep_macro" not in c and "reference_twin" not in c
+
+
+def _touch(path: Path):
+    """Change the code (Snakemake ignores a newer mtime when the content checksum is unchanged)."""
+    with open(path, "a") as fh:
+        fh.write("\n# edited by the incremental-rerun test\n")
+    t = time.time() + 5
+    os.utime(path, (t, t))
+
+
+def test_code_change_reruns_the_rules_that_use_it(run_dir):
+    src = run_dir / "src" / "epcal"
+    _touch(src / "figures.py")
+    c = job_counts(snake(run_dir, dry=True).stdout)
+    assert set(c) - {"all"} == {"fig2", "fig3", "fig4", "fig8", "fig9"}, c
+    _touch(src / "fits.py")
+    c = job_counts(snake(run_dir, dry=True).stdout)
+    assert "fit" in c and "sweep_macro" not in c and "sweep_meso" not in c
+    _touch(src / "dynamics.py")
+    c = job_counts(snake(run_dir, dry=True).stdout)
+    assert c["sweep_macro"] == 5 and c["sweep_meso"] == 5 and c["reference_twin"] == 1
