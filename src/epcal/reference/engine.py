@@ -134,13 +134,13 @@ class Lammps:
         c("atom_modify map array sort 0 0.0")
         if periodic:
             c("boundary p p p")
-            c(f"region box prism 0 {state.lx!r} 0 {state.ly!r} -0.5 0.5 {state.xy!r} 0 0 units box")
+            c(f"region box prism 0 {float(state.lx)!r} 0 {float(state.ly)!r} -0.5 0.5 {float(state.xy)!r} 0 0 units box")
             pos = wrap(state.pos, state.lx, state.ly, state.xy)
         else:
             c("boundary s s p")
             lo = state.pos.min(0) - 1.0
             hi = state.pos.max(0) + 1.0
-            c(f"region box block {lo[0]!r} {hi[0]!r} {lo[1]!r} {hi[1]!r} -0.5 0.5 units box")
+            c(f"region box block {float(lo[0])!r} {float(hi[0])!r} {float(lo[1])!r} {float(hi[1])!r} -0.5 0.5 units box")
             pos = state.pos
         c("create_box 2 box")
         x = np.zeros((self.n, 3))
@@ -257,15 +257,15 @@ class Lammps:
         (same periodic lattice, so the configuration is unchanged).
         """
         lx, ly, xy = self.box()
-        self.command(f"change_box all xy delta {dgamma * ly!r} remap units box")
+        self.command(f"change_box all xy delta {float(dgamma * ly)!r} remap units box")
         xy += dgamma * ly
         if abs(xy) > 0.5 * lx:
-            self.command(f"change_box all xy delta {-np.sign(xy) * lx!r} units box")
+            self.command(f"change_box all xy delta {float(-np.sign(xy) * lx)!r} units box")
 
     def strain_box(self, exx: float, eyy: float):
         """Affine change of the box lengths by factors (1+exx), (1+eyy) (atoms remapped)."""
         lx, ly, xy = self.box()
-        self.command(f"change_box all x scale {1 + exx!r} y scale {1 + eyy!r} remap units box")
+        self.command(f"change_box all x scale {float(1 + exx)!r} y scale {float(1 + eyy)!r} remap units box")
 
 
 def wrap(pos: np.ndarray, lx: float, ly: float, xy: float) -> np.ndarray:

@@ -1,0 +1,278 @@
+"""``epcal reference ...``: the atomistic reference (LAMMPS) and the import check.
+
+Verbs (called by workflow/rules/reference.smk):
+
+* ``prepare``  one glass sample: random insertion, NVT liquid at T = 0.351,
+  quench, CG minimization, moduli G and B
+* ``shear``    AQS simple shear of a glass (resumable from its checkpoint)
+* ``probe``    local yield stress tests of one state (resumable)
+* ``tables``   the reference directory (macro, macro_steps, probe, reference.yaml)
+* ``check``    validate any reference directory (e.g. a user's own MD tables)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reference", help="atomistic reference data (LAMMPS) and import check",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    vs = p.add_subparsers(dest="reference_verb", metavar="ACTION", required=True)
+
+    q = vs.add_parser("check", help="validate a reference directory; report every problem with file, column, row")
+    q.add_argument("dir", help="directory with macro.parquet, probe.parquet, reference.yaml")
+    q.set_defaults(func=cmd_check)
+
+    q = vs.add_parser("prepare", help="prepare one glass sample (LAMMPS)")
+    q.add_argument("--n-atoms", type=int, required=True)
+    q.add_argument("--replica", type=int, required=True)
+    q.add_argument("--seed", type=int, required=True, help="base seed; the sample's seed is derived from (seed, replica)")
+    q.add_argument("--t-equil", type=float, required=True, help="NVT run length at T (LJ time units)")
+    q.add_argument("--temperature", type=float, default=0.351)
+    q.add_argument("--dt", type=float, default=0.005)
+    q.add_argument("--quench-ftol", type=float, default=1e-10, help="CG tolerance on the force 2-norm")
+    q.add_argument("--out-state", required=True, help="npz of the quenched glass")
+    q.add_argument("--out-info", required=True, help="json: diagnostics, moduli, seeds")
+    q.add_argument("--out-trace", required=True, help="parquet: energy and F_s(q,t) trace of the liquid")
+    q.set_defaults(func=cmd_prepare)
+
+    q = vs.add_parser("shear", help="AQS simple shear of one glass (resumable)")
+    q.add_argument("--state", required=True, help="npz of the quenched glass")
+    q.add_argument("--replica", type=int, required=True)
+    q.add_argument("--gamma-max", type=float, required=True)
+    q.add_argument("--dgamma", type=float, default=1e-4)
+    q.add_argument("--ftol", type=float, default=1e-4, help="CG tolerance on the force 2-norm per step")
+    q.add_argument("--checkpoint", required=True, help="npz checkpoint (resumed if it exists)")
+    q.add_argument("--checkpoint-every", type=int, default=500)
+    q.add_argument("--out-steps", required=True, help="parquet, one row per AQS step")
+    q.add_argument("--out-state", required=True, help="npz of the final (stationary) state")
+    q.set_defaults(func=cmd_shear)
+
+    q = vs.add_parser("probe", help="local yield stress tests on one state (resumable)")
+    q.add_argument("--state", required=True)
+    q.add_argument("--state-name", choices=("quench", "stationary"), required=True)
+    q.add_argument("--replica", type=int, required=True)
+    q.add_argument("--R", type=float, nargs="+", required=True)
+    q.add_argument("--alpha", type=float, nargs="+", required=True, help="orientations in degrees")
+    q.add_argument("--grid", type=float, required=True, help="grid spacing of patch centres")
+    q.add_argument("--coarse", type=int, default=20, help="coarse step in units of dgamma")
+    q.add_argument("--ftol", type=float, default=1e-8)
+    q.add_argument("--gamma-max", type=float, default=0.5, help="give up a test beyond this local strain")
+    q.add_argument("--checkpoint", required=True, help="parquet of finished patches (resumed if it exists)")
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=cmd_probe)
+
+    q = vs.add_parser("tables", help="assemble the reference directory from the per-sample results")
+    q.add_argument("--steps", nargs="+", required=True)
+    q.add_argument("--probes", nargs="+", required=True)
+    q.add_argument("--infos", nargs="+", required=True)
+    q.add_argument("--config", required=True, help="json of the atomistic config (provenance)")
+    q.add_argument("--d-threshold", type=float, default=0.05)
+    q.add_argument("--command", default="", help="command line recorded in the provenance")
+    q.add_argument("--wall-times", nargs="*", default=[], help="snakemake benchmark files (provenance)")
+    q.add_argument("--out", required=True, help="reference directory")
+    q.set_defaults(func=cmd_tables)
+
+
+# ------------------------------------------------------------------------------------------
+def _meta(args, **extra) -> dict:
+    from epcal import code_version
+
+    params = {k: v for k, v in vars(args).items() if k not in ("func",) and not callable(v)}
+    return {"code_version": code_version(), "parameters": params, **extra}
+
+
+def cmd_check(args) -> int:
+    from epcal.reference.tables import check_reference_dir
+
+    problems = check_reference_dir(args.dir)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s):\n" + "\n".join(problems))
+    print(f"{args.dir}: OK (macro.parquet, probe.parquet, reference.yaml follow the epcal schema)")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from epcal.reference import glass
+    from epcal.reference.engine import lammps_version
+    from epcal.schema import write_table
+
+    seed = glass.sample_seed(args.seed, args.replica)
+    g, info = glass.prepare_glass(args.n_atoms, seed, args.t_equil, temperature=args.temperature, dt=args.dt,
+                                  quench_ftol=args.quench_ftol)
+    Path(args.out_state).parent.mkdir(parents=True, exist_ok=True)
+    g.save(args.out_state, seed=seed, replica=args.replica)
+    tr = info.pop("trace")
+    diag = tr["diagnostics"]
+    write_table(pd.DataFrame({k: tr[k] for k in ("time", "pe_per_atom", "temperature", "fs", "msd")}),
+                args.out_trace, _meta(args, seed=seed))
+    out = {"replica": args.replica, "seed": seed, "n_atoms": g.n, "box": [g.lx, g.ly, g.xy],
+           "equilibration": diag, "lammps_version": lammps_version(), **_meta(args), **info}
+    Path(args.out_info).write_text(json.dumps(out, indent=1, default=_jd))
+    print(f"glass replica {args.replica}: seed {seed}, G={info['moduli']['G']:.3f} B={info['moduli']['B']:.3f}, "
+          f"plateau={diag['energy_plateau']} window/tau_alpha={diag['window_over_tau_alpha']:.1f}, "
+          f"quench fnorm={info['quench']['fnorm2']:.2e} in {info['seconds_total']:.0f}s")
+    return 0
+
+
+def _jd(o):
+    import numpy as np
+
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    raise TypeError(type(o))
+
+
+def cmd_shear(args) -> int:
+    import numpy as np
+
+    from epcal.reference import aqs
+    from epcal.reference.engine import State
+    from epcal.schema import write_table
+
+    n_steps = int(round(args.gamma_max / args.dgamma))
+    ck = Path(args.checkpoint)
+    if ck.exists():
+        st, start, rows = aqs.resume(ck)
+        print(f"resuming from step {start} ({ck})")
+    else:
+        st, start, rows = State.load(args.state), 0, []
+    t0 = time.perf_counter()
+    df, final = aqs.run_aqs(st, n_steps, dgamma=args.dgamma, ftol=args.ftol, replica=args.replica,
+                            start_step=start, checkpoint=ck, checkpoint_every=args.checkpoint_every,
+                            rows=rows, log=sys.stdout)
+    wall = time.perf_counter() - t0
+    final.save(args.out_state, step=n_steps, gamma=n_steps * args.dgamma)
+    write_table(df, args.out_steps, _meta(args, wall_seconds=wall))
+    done = df.iloc[start + 1:] if len(df) > start + 1 else df
+    print(f"AQS replica {args.replica}: {n_steps} steps, {1e3 * done['seconds'].mean():.1f} ms/step, "
+          f"{done['iterations'].mean():.1f} CG iterations/step")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    import pandas as pd
+
+    from epcal.reference import lys
+    from epcal.reference.engine import State
+    from epcal.schema import PROBE, write_table
+
+    st = State.load(args.state)
+    ck = Path(args.checkpoint)
+    ck_done = ck.with_name(ck.name + ".done.json")
+    ck_rows: list[dict] = []
+    done: set = set()
+    if ck.exists() and ck_done.exists():
+        ck_rows = pd.read_parquet(ck).to_dict("records")
+        done = {(int(i), float(r)) for i, r in json.loads(ck_done.read_text())}
+        print(f"resuming: {len(done)} patches done, {len(ck_rows)} tests")
+
+    def on_patch(key, new_rows):
+        ck_rows.extend({**r, "patch": key[0]} for r in new_rows)
+        done.add(key)
+        ck.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ck.with_name(ck.name + ".tmp")
+        pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"]).to_parquet(tmp)
+        tmp.replace(ck)  # rows first, then the list of done patches: a crash in between only redoes a patch
+        tmp = ck_done.with_name(ck_done.name + ".tmp")
+        tmp.write_text(json.dumps(sorted(done)))
+        tmp.replace(ck_done)
+
+    t0 = time.perf_counter()
+    k_max = int(round(args.gamma_max / 1e-4))
+    n_patch = 0
+    for key, new in lys.probe_state(st, args.state_name, args.replica, args.R, args.alpha, args.grid,
+                                    coarse=args.coarse, ftol=args.ftol, k_max=k_max, done=done,
+                                    on_patch=on_patch, log=sys.stdout):
+        n_patch += 1
+        if n_patch % 10 == 0:
+            print(f"{len(done)} patches done, {time.perf_counter() - t0:.0f} s", flush=True)
+    df = pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"])
+    df = df.drop_duplicates(subset=["patch", "R", "alpha"], keep="last").drop(columns="patch")
+    df = df.astype({"replica": "int64", "state": str}).reset_index(drop=True)
+    write_table(df, args.out, _meta(args, wall_seconds=time.perf_counter() - t0), PROBE)
+    print(f"probe {args.state_name} replica {args.replica}: {len(df)} tests")
+    return 0
+
+
+def cmd_tables(args) -> int:
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from epcal import code_version
+    from epcal.reference.tables import macro_from_steps, validate_reference_dir
+    from epcal.schema import MACRO, PROBE, write_table
+
+    cfg = json.loads(Path(args.config).read_text())
+    steps = pd.concat([pd.read_parquet(p) for p in args.steps], ignore_index=True).sort_values(["replica", "step"])
+    probes = pd.concat([pd.read_parquet(p) for p in args.probes], ignore_index=True)
+    probes = probes.sort_values(["state", "replica", "R", "alpha", "y", "x"]).reset_index(drop=True)
+    infos = [json.loads(Path(p).read_text()) for p in args.infos]
+    infos.sort(key=lambda d: d["replica"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"code_version": code_version(), "config": cfg, "d_threshold": args.d_threshold}
+    macro = macro_from_steps(steps, args.d_threshold)
+    write_table(macro, out / "macro.parquet", meta, MACRO)
+    write_table(steps.reset_index(drop=True), out / "macro_steps.parquet", meta)
+    write_table(probes, out / "probe.parquet", meta, PROBE)
+    G = [d["moduli"]["G"] for d in infos]
+    B = [d["moduli"]["B"] for d in infos]
+    wall = {}
+    for p in args.wall_times:
+        try:
+            w = pd.read_csv(p, sep="\t")
+            wall[Path(p).name] = float(w["s"].iloc[0])
+        except Exception:
+            pass
+    n_atoms = int(infos[0]["n_atoms"])
+    ref = {
+        "description": cfg.get("description", "atomistic reference made by epcal (LAMMPS)"),
+        "domain_length": float(infos[0]["box"][0]),
+        "n_atoms": n_atoms,
+        "n_samples": len(infos),
+        "shear_modulus": float(np.mean(G)),
+        "bulk_modulus": float(np.mean(B)),
+        "shear_modulus_per_sample": [float(g) for g in G],
+        "bulk_modulus_per_sample": [float(b) for b in B],
+        "delta_gamma": float(cfg.get("dgamma", 1e-4)),
+        "gamma_max": float(steps["gamma_ext"].max()),
+        "R_values": sorted(float(r) for r in probes["R"].unique()),
+        "alpha_values": sorted(float(a) for a in probes["alpha"].unique()),
+        "grid_spacing": float(cfg.get("grid_spacing", 0)),
+        "drop_detection": {"rule": "sxy_k < sxy_{k-1} and max non-affine displacement of step k > d_threshold",
+                           "d_threshold": args.d_threshold},
+        "n_avalanches": int(macro["avalanche"].sum()),
+        "n_probe_tests": int(len(probes)),
+        "equilibration": [{"replica": d["replica"], **{k: d["equilibration"][k] for k in
+                           ("energy_plateau", "tau_alpha", "window", "window_over_tau_alpha", "pe_q3", "pe_q4")}}
+                          for d in infos],
+        "provenance": {
+            "code_version": code_version(),
+            "lammps_version": infos[0].get("lammps_version"),
+            "config": cfg,
+            "seeds": {int(d["replica"]): int(d["seed"]) for d in infos},
+            "command": args.command,
+            "wall_seconds": wall,
+            "wall_seconds_total": float(sum(wall.values())),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": sys.version.split()[0],
+        },
+    }
+    (out / "reference.yaml").write_text(yaml.safe_dump(ref, sort_keys=False))
+    validate_reference_dir(out)
+    print(f"reference written to {out}: {len(macro)} macro records ({ref['n_avalanches']} avalanches), "
+          f"{len(probes)} probe tests, G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
+    return 0

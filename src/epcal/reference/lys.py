@@ -1,0 +1,289 @@
+"""Local yield stress method (paper section 2.2) on the atomistic glass.
+
+A patch of radius R centred on ``centre``: only the atoms within R + R_OUT of
+the centre are kept (a cut-out, open boundaries); those beyond R are *frozen*
+(their positions follow the affine map of the imposed pure shear exactly,
+forces zeroed by ``fix setforce``), those within R relax.  The pure shear of
+orientation alpha and amplitude gamma maps a point X (relative to the centre)
+to (I + gamma M(alpha)) X, M(alpha) = 1/2 [[-sin 2a, cos 2a], [cos 2a, sin 2a]],
+so alpha = 0 is the orientation of the external simple shear xy.
+
+Patch stress: sum of the per-atom virial stresses (``compute stress/atom``,
+stress sign) of the relaxed atoms divided by pi R^2; tau = M(alpha) : Sigma.
+
+Onset: the strain is raised on the grid gamma_k = k * dgamma (dgamma = 1e-4)
+until the first step k -> k+1 that is *not elastic*.  A step is elastic when
+it is reversible: relaxing at k+1 then straining back to k and relaxing again
+returns every relaxed atom to where it was (max distance < ``tol_rev``).  This
+test is not fooled by the smooth softening before an instability (the
+stress-strain curve then bends down, but the path is reversible) and is not
+blind to a small drop (any rearrangement leaves the system in another basin).
+Fast search: coarse steps of ``coarse`` grid steps, tested the same way, then
+bisection inside the first non-elastic coarse step, and a final direct test of
+the single grid step found (if it is elastic the search resumes after it), so
+the onset is the one that plain stepping with the same test gives.  A coarse
+step whose non-affine response equals (to ``tol_lin``) the linear
+extrapolation of the previous step is accepted as elastic without the reverse
+test (an avalanche moves atoms by ~0.1 sigma, far beyond ``tol_lin``).
+
+Reported (schema PROBE): tau_i = tau at gamma = 0, tau_c at the last elastic
+grid point gamma_c, tau_f after the relaxation of the unstable step (at
+gamma_c + dgamma), delta_tau_c = tau_c - tau_i, drop_tau_c = tau_c - tau_f,
+sigma_vm of Sigma^i and the three stress tensors.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import potential as pot
+from .engine import Lammps, State, min_image
+
+
+def m_tensor(alpha_deg: float) -> np.ndarray:
+    a = math.radians(alpha_deg)
+    s, c = math.sin(2 * a), math.cos(2 * a)
+    return 0.5 * np.array([[-s, c], [c, s]])
+
+
+def resolved(stress: np.ndarray, alpha_deg: float) -> float:
+    """tau = M(alpha) : Sigma for stress = (sxx, syy, sxy)."""
+    a = math.radians(alpha_deg)
+    return 0.5 * math.sin(2 * a) * (stress[1] - stress[0]) + math.cos(2 * a) * stress[2]
+
+
+def von_mises(stress: np.ndarray) -> float:
+    return math.sqrt(0.25 * (stress[0] - stress[1]) ** 2 + stress[2] ** 2)
+
+
+def grid_centres(lx: float, ly: float, spacing: float) -> np.ndarray:
+    """Centres of a regular grid of (about) ``spacing`` covering the box."""
+    nx = max(1, int(round(lx / spacing)))
+    ny = max(1, int(round(ly / spacing)))
+    gx = (np.arange(nx) + 0.5) * lx / nx
+    gy = (np.arange(ny) + 0.5) * ly / ny
+    return np.array([(x, y) for y in gy for x in gx])
+
+
+@dataclass
+class ProbeResult:
+    alpha: float
+    gamma_c: float
+    k_c: int
+    sigma_i: np.ndarray
+    sigma_c: np.ndarray
+    sigma_f: np.ndarray
+    minimizations: int
+    seconds: float
+
+    @property
+    def tau_i(self):
+        return resolved(self.sigma_i, self.alpha)
+
+    @property
+    def tau_c(self):
+        return resolved(self.sigma_c, self.alpha)
+
+    @property
+    def tau_f(self):
+        return resolved(self.sigma_f, self.alpha)
+
+
+class Patch:
+    """A cut-out patch of a glass state, ready for local shear tests."""
+
+    def __init__(self, state: State, centre, R: float, ftol: float = 1e-8, dgamma: float = 1e-4,
+                 tol_rev: float = 1e-2, tol_lin: float = 2e-3, cutoff: float = pot.R_OUT):
+        self.R = float(R)
+        self.centre = np.asarray(centre, float)
+        d = min_image(state.pos - self.centre, state.lx, state.ly, state.xy)
+        r = np.hypot(d[:, 0], d[:, 1])
+        keep = np.flatnonzero(r < R + cutoff)
+        inner = r[keep] < R
+        order = np.concatenate([keep[inner], keep[~inner]])  # relaxed atoms first: ids 1..n_mobile
+        self.atom_index = order
+        self.n_mobile = int(inner.sum())
+        self.X0 = d[order]
+        self.types = state.types[order]
+        self.ftol = ftol
+        self.dgamma = dgamma
+        self.tol_rev = tol_rev
+        self.tol_lin = tol_lin
+        sub = State(self.X0.copy(), self.types, 0.0, 0.0)
+        self.lmp = Lammps(sub, periodic=False)
+        c = self.lmp.command
+        n = len(order)
+        c(f"group mobile id 1:{self.n_mobile}")
+        if n > self.n_mobile:
+            c(f"group frozen id {self.n_mobile + 1}:{n}")
+            c("fix freeze frozen setforce 0.0 0.0 0.0")
+        c("compute sa mobile stress/atom NULL virial")
+        c("compute ps mobile reduce sum c_sa[1] c_sa[2] c_sa[4]")
+        c("thermo_style custom step temp pe fnorm fmax c_pv[1] c_pv[2] c_pv[4] c_ps[1] c_ps[2] c_ps[3]")
+        self.n_min = 0
+        # relax the cut-out at zero strain (the inner atoms of a minimized glass barely move)
+        self.x_init = self._relax_positions(self.X0)
+        self.sigma_init = self.patch_stress()
+
+    def close(self):
+        self.lmp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---------------------------------------------------------------- basics
+    def patch_stress(self) -> np.ndarray:
+        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
+
+        ps = self.lmp.lmp.numpy.extract_compute("ps", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
+        # stress/atom is the per-atom stress times volume (stress sign, already -p)
+        return np.array(ps[:3], float) / (math.pi * self.R**2)
+
+    def _relax_positions(self, x: np.ndarray) -> np.ndarray:
+        self.lmp.set_positions(x)
+        self.lmp.minimize(etol=0.0, ftol=self.ftol, maxiter=200000)
+        self.n_min += 1
+        return self.lmp.positions()
+
+    def affine(self, k: int, M: np.ndarray) -> np.ndarray:
+        F = np.eye(2) + k * self.dgamma * M
+        return self.X0 @ F.T
+
+    def move(self, x: np.ndarray, k_from: int, k_to: int, M: np.ndarray, guess=None):
+        """Relax at strain k_to starting from the minimum ``x`` at k_from; returns (x_new, u_nonaffine)."""
+        F0 = np.eye(2) + k_from * self.dgamma * M
+        F1 = np.eye(2) + k_to * self.dgamma * M
+        T = F1 @ np.linalg.inv(F0)
+        xa = x @ T.T
+        xa[self.n_mobile:] = self.affine(k_to, M)[self.n_mobile:]  # frozen: exact affine map
+        start = xa.copy()
+        if guess is not None:
+            start[: self.n_mobile] += guess
+        xn = self._relax_positions(start)
+        return xn, xn[: self.n_mobile] - xa[: self.n_mobile]
+
+    def reversible(self, x_new: np.ndarray, k_new: int, x_old: np.ndarray, k_old: int, M) -> bool:
+        xb, _ = self.move(x_new, k_new, k_old, M)
+        return float(np.abs(xb[: self.n_mobile] - x_old[: self.n_mobile]).max()) < self.tol_rev
+
+    # ----------------------------------------------------------------- tests
+    def probe(self, alpha: float, coarse: int = 20, k_max: int = 5000) -> ProbeResult | None:
+        """Local shear test of orientation ``alpha`` (degrees); None if no instability up to k_max."""
+        t0 = time.perf_counter()
+        n0 = self.n_min
+        M = m_tensor(alpha)
+        k, x = 0, self.x_init
+        u_prev, h_prev = None, None
+        coarse = max(1, int(coarse))
+        while k < k_max:
+            h = min(coarse, k_max - k)
+            guess = None if u_prev is None else u_prev * (h / h_prev)
+            x_new, u = self.move(x, k, k + h, M, guess)
+            linear = guess is not None and float(np.abs(u - guess).max()) < self.tol_lin
+            if linear or self.reversible(x_new, k + h, x, k, M):
+                x, k, u_prev, h_prev = x_new, k + h, u, h
+                continue
+            # instability within (k, k+h]: bisection on the grid
+            lo, x_lo, hi = k, x, k + h
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                x_mid, u_mid = self.move(x_lo, lo, mid, M)
+                if self.reversible(x_mid, mid, x_lo, lo, M):
+                    lo, x_lo = mid, x_mid
+                else:
+                    hi = mid
+            # the single grid step lo -> lo + 1, tested directly
+            x_f, _ = self.move(x_lo, lo, lo + 1, M)
+            self._set(x_lo)
+            sigma_c = self._stress_at(x_lo)
+            if self.reversible(x_f, lo + 1, x_lo, lo, M):
+                # no instability on the fine path here: resume coarse stepping after it
+                x, k, u_prev, h_prev = x_f, lo + 1, None, None
+                continue
+            sigma_f = self._stress_at(x_f)
+            return ProbeResult(alpha, lo * self.dgamma, lo, self.sigma_init.copy(), sigma_c, sigma_f,
+                               self.n_min - n0, time.perf_counter() - t0)
+        return None
+
+    def probe_plain(self, alpha: float, k_max: int = 5000) -> ProbeResult | None:
+        """Reference: plain stepping on the grid, every step tested for reversibility."""
+        t0 = time.perf_counter()
+        n0 = self.n_min
+        M = m_tensor(alpha)
+        k, x = 0, self.x_init
+        while k < k_max:
+            x_new, _ = self.move(x, k, k + 1, M)
+            if self.reversible(x_new, k + 1, x, k, M):
+                x, k = x_new, k + 1
+                continue
+            sigma_c = self._stress_at(x)
+            sigma_f = self._stress_at(x_new)
+            return ProbeResult(alpha, k * self.dgamma, k, self.sigma_init.copy(), sigma_c, sigma_f,
+                               self.n_min - n0, time.perf_counter() - t0)
+        return None
+
+    def _set(self, x):
+        self.lmp.set_positions(x)
+
+    def _stress_at(self, x) -> np.ndarray:
+        self.lmp.set_positions(x)
+        self.lmp.command("run 0 post no")
+        return self.patch_stress()
+
+
+PROBE_COLUMNS = ("state", "replica", "x", "y", "R", "alpha", "tau_i", "tau_c", "delta_tau_c", "drop_tau_c",
+                 "sigma_vm", "gamma_c", "sxx_i", "syy_i", "sxy_i", "sxx_c", "syy_c", "sxy_c",
+                 "sxx_f", "syy_f", "sxy_f")
+
+
+def result_row(res: ProbeResult, state_name: str, replica: int, centre, R: float) -> dict:
+    return {
+        "state": state_name, "replica": int(replica), "x": float(centre[0]), "y": float(centre[1]),
+        "R": float(R), "alpha": float(res.alpha), "tau_i": res.tau_i, "tau_c": res.tau_c,
+        "delta_tau_c": res.tau_c - res.tau_i, "drop_tau_c": res.tau_c - res.tau_f,
+        "sigma_vm": von_mises(res.sigma_i), "gamma_c": res.gamma_c,
+        "sxx_i": res.sigma_i[0], "syy_i": res.sigma_i[1], "sxy_i": res.sigma_i[2],
+        "sxx_c": res.sigma_c[0], "syy_c": res.sigma_c[1], "sxy_c": res.sigma_c[2],
+        "sxx_f": res.sigma_f[0], "syy_f": res.sigma_f[1], "sxy_f": res.sigma_f[2],
+    }
+
+
+def probe_state(state: State, state_name: str, replica: int, R_values, alphas, grid_spacing: float,
+                coarse: int = 20, ftol: float = 1e-8, k_max: int = 5000, done: set | None = None,
+                on_patch=None, log=None):
+    """Local shear tests on the grid of ``state``; yields (key, rows) per (centre, R) patch.
+
+    ``done``: keys (ix, R) already computed (resume); ``on_patch(key, rows)`` is
+    called after each patch (checkpointing).  Tests without an instability up
+    to k_max * dgamma are skipped (reported with ``log``).
+    """
+    done = done or set()
+    centres = grid_centres(state.lx, state.ly, grid_spacing)
+    for R in R_values:
+        if 2 * (R + pot.R_OUT) > min(state.lx, state.ly):
+            raise ValueError(f"patch radius R={R} too large for the box {state.lx:.2f} x {state.ly:.2f} "
+                             f"(needs 2 (R + {pot.R_OUT}) <= L)")
+    for R in R_values:
+        for ic, c in enumerate(centres):
+            key = (ic, float(R))
+            if key in done:
+                continue
+            rows = []
+            with Patch(state, c, R, ftol=ftol) as p:
+                for a in alphas:
+                    res = p.probe(float(a), coarse=coarse, k_max=k_max)
+                    if res is None:
+                        if log is not None:
+                            print(f"no instability up to gamma={k_max * p.dgamma} at centre {c}, R={R}, "
+                                  f"alpha={a}", file=log, flush=True)
+                        continue
+                    rows.append(result_row(res, state_name, replica, c, R))
+            if on_patch is not None:
+                on_patch(key, rows)
+            yield key, rows

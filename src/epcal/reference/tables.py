@@ -1,0 +1,134 @@
+"""Reference tables: the MACRO avalanche table derived from the per-step AQS
+series, the PROBE table, ``reference.yaml``, and the check of a reference
+directory (any user's own MD data in this layout is a drop-in replacement).
+
+Drop detection rule (MD, documented in resources/reference/README.md): AQS
+step k (from gamma_{k-1} to gamma_k, then minimization) is an *avalanche* when
+
+* the stress decreases, sxy_k < sxy_{k-1}, **and**
+* the step's largest non-affine displacement d_max exceeds ``d_threshold``
+  (default 0.05 sigma_SL; atoms of an elastic step move by ~1e-3, those of a
+  rearrangement by ~0.1-1), i.e. the decrease is discontinuous, not the
+  smooth non-affine softening of an elastic branch approaching an instability.
+
+Record of an avalanche at step k: ``gamma_ext`` = gamma_k, ``sigma_after`` =
+sxy_k, ``sigma_before`` = the elastic branch extrapolated to gamma_k: sxy_{k-1}
+plus the branch's mean increment per step (the branch runs from the previous
+record to step k-1; for a branch of zero length sigma_before = sxy_{k-1}).
+The first (step 0) and last step are non-avalanche records.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..schema import MACRO, PROBE, TableError, check_table, read_table
+
+D_THRESHOLD = 0.05
+REFERENCE_YAML_KEYS = ("domain_length", "n_atoms", "n_samples", "shear_modulus", "bulk_modulus",
+                       "delta_gamma", "description", "provenance")
+
+
+def detect_avalanches(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> np.ndarray:
+    """Boolean mask of avalanche steps for one replica's per-step series (sorted by step)."""
+    s = steps["sxy"].to_numpy()
+    d = steps["d_max"].to_numpy()
+    av = np.zeros(len(s), bool)
+    av[1:] = (np.diff(s) < 0) & (d[1:] > d_threshold)
+    if len(av):
+        av[-1] = False
+    return av
+
+
+def macro_from_steps(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> pd.DataFrame:
+    """MACRO table (schema :data:`epcal.schema.MACRO`) from AQS per-step series of one or more replicas."""
+    rows = []
+    for rep, g in steps.sort_values(["replica", "step"]).groupby("replica", sort=True):
+        g = g.reset_index(drop=True)
+        s = g["sxy"].to_numpy()
+        st = g["step"].to_numpy()
+        gam = g["gamma_ext"].to_numpy()
+        av = detect_avalanches(g, d_threshold)
+        rows.append((rep, st[0], gam[0], s[0], s[0], False))
+        last_i, last_s = 0, s[0]
+        for i in np.flatnonzero(av):
+            n_branch = (i - 1) - last_i
+            before = s[i - 1] + ((s[i - 1] - last_s) / n_branch if n_branch > 0 else 0.0)
+            rows.append((rep, st[i], gam[i], before, s[i], True))
+            last_i, last_s = i, s[i]
+        i = len(s) - 1
+        if i > 0:
+            rows.append((rep, st[i], gam[i], s[i], s[i], False))
+    df = pd.DataFrame(rows, columns=["replica", "step", "gamma_ext", "sigma_before", "sigma_after", "avalanche"])
+    df["replica"] = df["replica"].astype("int64")
+    df["step"] = df["step"].astype("int64")
+    df["avalanche"] = df["avalanche"].astype(bool)
+    df["n_slips"] = np.full(len(df), -1, dtype="int64")
+    return df
+
+
+def check_reference_dir(path: str | Path) -> list[str]:
+    """Every problem of a reference directory, as 'file: column: rows: what' lines (empty if fine)."""
+    import yaml
+
+    path = Path(path)
+    problems: list[str] = []
+    if not path.is_dir():
+        return [f"{path}: not a directory"]
+    for name, schema in (("macro.parquet", MACRO), ("probe.parquet", PROBE)):
+        f = path / name
+        if not f.exists():
+            problems.append(f"{f}: missing (expected the {schema.name} table)")
+            continue
+        try:
+            df = pd.read_parquet(f)
+        except Exception as exc:  # unreadable parquet
+            problems.append(f"{f}: cannot be read as parquet ({exc})")
+            continue
+        problems += check_table(df, schema, str(f))
+        if schema is MACRO and "sigma_before" in df and "avalanche" in df and not problems:
+            av = df["avalanche"].to_numpy(bool)
+            bad = av & (df["sigma_after"].to_numpy() > df["sigma_before"].to_numpy())
+            if bad.any():
+                idx = ", ".join(map(str, np.flatnonzero(bad)[:5]))
+                problems.append(f"{f}: column 'sigma_after': avalanche rows with a stress increase "
+                                f"(sigma_after > sigma_before) in rows {idx}")
+    f = path / "reference.yaml"
+    if not f.exists():
+        problems.append(f"{f}: missing (keys {', '.join(REFERENCE_YAML_KEYS)})")
+    else:
+        try:
+            meta = yaml.safe_load(f.read_text()) or {}
+        except yaml.YAMLError as exc:
+            return problems + [f"{f}: not valid YAML ({exc})"]
+        if not isinstance(meta, dict):
+            return problems + [f"{f}: expected a mapping at top level"]
+        for k in REFERENCE_YAML_KEYS:
+            if k not in meta:
+                problems.append(f"{f}: key '{k}' is missing")
+        for k in ("domain_length", "shear_modulus", "bulk_modulus", "delta_gamma"):
+            v = meta.get(k)
+            if k in meta and not (isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0):
+                problems.append(f"{f}: key '{k}': expected a positive number, got {v!r}")
+        for k in ("n_atoms", "n_samples"):
+            v = meta.get(k)
+            if k in meta and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+                problems.append(f"{f}: key '{k}': expected a positive integer, got {v!r}")
+    return problems
+
+
+def validate_reference_dir(path: str | Path) -> None:
+    problems = check_reference_dir(path)
+    if problems:
+        raise TableError(f"{len(problems)} problem(s) in reference directory {path}:\n" + "\n".join(problems))
+
+
+def load_reference(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    import yaml
+
+    validate_reference_dir(path)
+    path = Path(path)
+    return (read_table(path / "macro.parquet"), read_table(path / "probe.parquet"),
+            yaml.safe_load((path / "reference.yaml").read_text()))

@@ -1,0 +1,141 @@
+# Atomistic reference with LAMMPS (paper section 2; DESIGN.md section 5).
+#
+#   ref_prepare (per sample) -> ref_shear (per sample, resumable) ->
+#   ref_probe (per sample and state: quench | stationary, resumable) -> ref_tables
+#
+# Consumes config["reference"]["atomistic"] (keys: workflow/schemas/atomistic.schema.yaml).
+# Final reference directory: <outdir>/tables/{macro,macro_steps,probe}.parquet + reference.yaml
+# (the layout of `reference.source: tables`; copy it to resources/reference to ship it).
+# Resuming: the AQS and probe jobs write checkpoints next to their outputs
+# (<outdir>/checkpoints/, not declared as outputs, so an interrupted or failed job
+# keeps them); rerunning the same target continues from the last checkpoint.
+import json
+import shlex
+
+from snakemake.utils import validate
+
+validate(config["reference"]["atomistic"], "../schemas/atomistic.schema.yaml")
+ATOM = config["reference"]["atomistic"]
+ATOM_OUT = ATOM.get("outdir", "results/reference/atomistic")
+ATOM_REPLICAS = list(range(ATOM["n_samples"]))
+
+
+def _atom(key, default=None):
+    return ATOM.get(key, default)
+
+
+rule ref_prepare:
+    output:
+        state=f"{ATOM_OUT}/glass/glass_{{r}}.npz",
+        info=f"{ATOM_OUT}/glass/glass_{{r}}.json",
+        trace=f"{ATOM_OUT}/glass/equilibration_{{r}}.parquet",
+    params:
+        n_atoms=ATOM["n_atoms"], seed=ATOM["seed"], t_equil=ATOM["t_equil"],
+        temperature=_atom("temperature", 0.351), dt=_atom("dt", 0.005),
+        quench_ftol=_atom("quench_ftol", 1e-10),
+    threads: _atom("threads", 1)
+    resources:
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_prepare", 60),
+    log: f"{ATOM_OUT}/logs/prepare_{{r}}.log"
+    benchmark: f"{ATOM_OUT}/benchmarks/prepare_{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference prepare "
+        "--n-atoms {params.n_atoms} --replica {wildcards.r} --seed {params.seed} "
+        "--t-equil {params.t_equil} --temperature {params.temperature} --dt {params.dt} "
+        "--quench-ftol {params.quench_ftol} --out-state {output.state} --out-info {output.info} "
+        "--out-trace {output.trace} > {log} 2>&1"
+
+
+rule ref_shear:
+    input:
+        state=rules.ref_prepare.output.state,
+    output:
+        steps=f"{ATOM_OUT}/aqs/steps_{{r}}.parquet",
+        state=f"{ATOM_OUT}/aqs/stationary_{{r}}.npz",
+    params:
+        gamma_max=ATOM["gamma_max"], dgamma=_atom("dgamma", 1e-4), ftol=_atom("aqs_ftol", 5e-4),
+        every=_atom("checkpoint_every", 500),
+        checkpoint=f"{ATOM_OUT}/checkpoints/aqs_{{r}}.npz",
+    threads: _atom("threads", 1)
+    resources:
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_shear", 120),
+    log: f"{ATOM_OUT}/logs/shear_{{r}}.log"
+    benchmark: f"{ATOM_OUT}/benchmarks/shear_{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference shear "
+        "--state {input.state} --replica {wildcards.r} "
+        "--gamma-max {params.gamma_max} --dgamma {params.dgamma} --ftol {params.ftol} "
+        "--checkpoint {params.checkpoint} --checkpoint-every {params.every} "
+        "--out-steps {output.steps} --out-state {output.state} > {log} 2>&1"
+
+
+def _probe_state(w):
+    if w.state == "quench":
+        return rules.ref_prepare.output.state.format(r=w.r)
+    return rules.ref_shear.output.state.format(r=w.r)
+
+
+rule ref_probe:
+    input:
+        state=_probe_state,
+    output:
+        probe=f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}.parquet",
+    wildcard_constraints:
+        state="quench|stationary",
+    params:
+        R=" ".join(map(str, ATOM["R"])), alpha=" ".join(map(str, ATOM["alpha"])),
+        grid=ATOM["grid_spacing"], coarse=_atom("probe_coarse", 20), ftol=_atom("probe_ftol", 1e-8),
+        gamma_max=_atom("probe_gamma_max", 0.5),
+        checkpoint=f"{ATOM_OUT}/checkpoints/probe_{{state}}_{{r}}.parquet",
+    threads: _atom("threads", 1)
+    resources:
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_probe", 120),
+    log: f"{ATOM_OUT}/logs/probe_{{state}}_{{r}}.log"
+    benchmark: f"{ATOM_OUT}/benchmarks/probe_{{state}}_{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference probe "
+        "--state {input.state} --state-name {wildcards.state} --replica {wildcards.r} "
+        "--R {params.R} --alpha {params.alpha} --grid {params.grid} --coarse {params.coarse} "
+        "--ftol {params.ftol} --gamma-max {params.gamma_max} --checkpoint {params.checkpoint} "
+        "--out {output.probe} > {log} 2>&1"
+
+
+rule ref_tables:
+    input:
+        steps=expand(f"{ATOM_OUT}/aqs/steps_{{r}}.parquet", r=ATOM_REPLICAS),
+        probes=expand(f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}.parquet",
+                      state=["quench", "stationary"], r=ATOM_REPLICAS),
+        infos=expand(f"{ATOM_OUT}/glass/glass_{{r}}.json", r=ATOM_REPLICAS),
+    output:
+        macro=f"{ATOM_OUT}/tables/macro.parquet",
+        steps=f"{ATOM_OUT}/tables/macro_steps.parquet",
+        probe=f"{ATOM_OUT}/tables/probe.parquet",
+        yaml=f"{ATOM_OUT}/tables/reference.yaml",
+    params:
+        cfg=lambda w: shlex.quote(json.dumps(ATOM, sort_keys=True)),
+        d_threshold=_atom("d_threshold", 0.05),
+        outdir=f"{ATOM_OUT}/tables",
+        bench=lambda w: " ".join(
+            [f"{ATOM_OUT}/benchmarks/{k}_{r}.tsv" for k in ("prepare", "shear") for r in ATOM_REPLICAS]
+            + [f"{ATOM_OUT}/benchmarks/probe_{s}_{r}.tsv" for s in ("quench", "stationary") for r in ATOM_REPLICAS]),
+        command=lambda w: shlex.quote("snakemake " + " ".join(shlex.quote(a) for a in __import__("sys").argv[1:])),
+    threads: 1
+    resources:
+        mem_mb=1000, runtime=10,
+    log: f"{ATOM_OUT}/logs/tables.log"
+    benchmark: f"{ATOM_OUT}/benchmarks/tables.tsv"
+    shell:
+        "epcal reference tables --steps {input.steps} --probes {input.probes} --infos {input.infos} "
+        "--config {params.cfg} --d-threshold {params.d_threshold} --command {params.command} "
+        "--wall-times {params.bench} --out {params.outdir} > {log} 2>&1"
+
+
+rule ref_check:
+    """Validate the reference directory the calibration will read (reference.tables.path)."""
+    input:
+        rules.ref_tables.output,
+    output:
+        touch(f"{ATOM_OUT}/tables/.checked"),
+    log: f"{ATOM_OUT}/logs/check.log"
+    shell:
+        "epcal reference check {ATOM_OUT}/tables > {log} 2>&1"
