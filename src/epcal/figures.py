@@ -31,6 +31,7 @@ def _colors(cfg):
 
 def _save(fig, out, cfg):
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(out, dpi=int(cfg.get("dpi", 150)), bbox_inches="tight")
     plt.close(fig)
 
@@ -186,6 +187,18 @@ def _stats_fig(out, inputs, ref, cfg, stat: str):
     rec = []
     styles = {"quench": "--", "stationary": "-"}
     nb = int(cfg.get("bins", 60))
+    # PDF bins: common to both models and both states, from the rows plotted (R ~ 30, alpha = 0)
+    pdf_edges = {}
+    for q in LOCAL:
+        vals = []
+        for df in (ref_p, ep_p):
+            for state in styles:
+                d = df[df["state"].astype(str) == state] if not df.empty else df
+                if not d.empty:
+                    d = d[_alpha_eq(d, 0.0)]
+                    vals.append(d[np.isclose(d["R"], _nearest_R(d))][q].to_numpy())
+        v = np.concatenate(vals) if vals else np.zeros(1)
+        pdf_edges[q] = _common_edges(v, v, nb)
     for i, q in enumerate(LOCAL):
         for df, ser, col in ((ref_p, "reference", cr), (ep_p, "epm", ce)):
             if df.empty:
@@ -199,8 +212,7 @@ def _stats_fig(out, inputs, ref, cfg, stat: str):
                 c = 0
                 if with_pdf:
                     x = d0[np.isclose(d0["R"], R30)][q].to_numpy()
-                    other = (ep_p if ser == "reference" else ref_p)
-                    edges = _common_edges(x, other[q].to_numpy() if not other.empty else x, nb)
+                    edges = pdf_edges[q]
                     cc, h = _pdf(x, edges)
                     ax[i, 0].plot(cc, h, ls, color=col, label=f"{ser} {state}")
                     rec += [dict(panel=f"pdf_{q}", series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(cc, h)]
