@@ -37,7 +37,7 @@ import pandas as pd
 
 from . import code_version
 from .fits import fit_optimum, fit_temperature
-from .losses import (MESO_MAGNITUDES, Evaluator, LossSettings, Reference, magnitudes_from_sums,
+from .losses import (MESO_MAGNITUDES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
                      meso_magnitudes, meso_sums, relative_loss, select_probe)
 from .schema import GAMMA_STATIONARY
 
@@ -156,11 +156,13 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
             p = model_params(l, k, lam0, chi, model)
             ens = run(p, coarse, seed, cfg.get("gamma_max", 2.0), threads=threads)
             n_runs += len(coarse)
+            obs_all = macro_observables(ens.macro, 0.0)
             Ls = []
             for lam in fine:
-                r = ev.evaluate(_scaled_macro(ens.macro, lam / lam0), None, n_boot=0)
-                Ls.append(float(r["L_macro"].iloc[0]))
-                rows.append(r.assign(l=float(l), k=float(k), lam=float(lam), chi=float(chi), stage="surrogate"))
+                r = ev.macro_loss_scaled(obs_all, lam / lam0)
+                Ls.append(r["L_macro"])
+                rows.append(pd.DataFrame([{"boot": -1, **r, "n_replicas": len(coarse), "l": float(l), "k": float(k),
+                                           "lam": float(lam), "chi": float(chi), "stage": "surrogate"}]))
             j = int(np.argmin(Ls))
             surrogate_min[float(chi)] = (Ls[j], float(fine[j]))
             log(f"l={l} k={k} chi={chi:.4g} surrogate: lam*={fine[j]:.4g} L_macro~{Ls[j]:.4f}")

@@ -146,6 +146,7 @@ class MacroObservables:
 
     values: dict[str, np.ndarray]
     replica: dict[str, np.ndarray]
+    gamma: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def n(self, name: str) -> int:
         return len(self.values[name])
@@ -167,6 +168,7 @@ def macro_observables(macro: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY,
     m = av & (gam > gamma_min)
     out_v["drop"] = sb[m] - sa[m]
     out_r["drop"] = rep[m]
+    out_g = {"drop": gam[m]}
     # branches: record i -> i+1 within a replica
     same = rep[1:] == rep[:-1]
     i0 = np.flatnonzero(same)
@@ -175,6 +177,7 @@ def macro_observables(macro: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY,
     mi = av[i0] & av[i1] & (gam[i0] > gamma_min)
     out_v["incr"] = sb[i1[mi]] - sa[i0[mi]]
     out_r["incr"] = rep[i0[mi]]
+    out_g["incr"] = gam[i0[mi]]
     # stress samples on the strain grid
     nstep = np.abs(step[i1] - step[i0])
     ok = nstep > 0
@@ -196,9 +199,10 @@ def macro_observables(macro: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY,
     g = np.r_[g, gam[last]]
     r = np.r_[r, rep[last]]
     keep = g > gamma_min + 1e-9 * delta_gamma
-    out_v["sigma"], out_r["sigma"] = s[keep], r[keep]
+    out_v["sigma"], out_r["sigma"], out_g["sigma"] = s[keep], r[keep], g[keep]
     return MacroObservables({k: np.asarray(v, float) for k, v in out_v.items()},
-                            {k: np.asarray(v, np.int64) for k, v in out_r.items()})
+                            {k: np.asarray(v, np.int64) for k, v in out_r.items()},
+                            {k: np.asarray(v, float) for k, v in out_g.items()})
 
 
 # --------------------------------------------------------------------------- binning and overlap
@@ -401,6 +405,31 @@ class Evaluator:
         self.ref_R = float(select_probe(ref.probe, "stationary", self.s.R, self.s.alpha_plus, src)["R"].iloc[0])
 
     # ------------------------------------------------------------------
+    def macro_loss_scaled(self, obs_all: MacroObservables, scale: float) -> dict[str, float]:
+        """L_macro of an ensemble whose stresses and strains are all multiplied by ``scale``.
+
+        ``obs_all`` must come from :func:`macro_observables` with ``gamma_min = 0`` (the stationary
+        cut is applied here on the scaled strain).  Used by the scaled (lambda, chi) search.
+        """
+        out = {}
+        for name in MACRO_OBS:
+            keep = obs_all.gamma[name] * scale > self.s.gamma_min
+            out[f"L_{name}"] = self._overlap_target(name, obs_all.values[name][keep] * scale)
+        out["L_macro"] = (out["L_sigma"] + out["L_drop"] + out["L_incr"]) / 3.0
+        return out
+
+    def _overlap_target(self, name: str, values: np.ndarray) -> float:
+        t = self.targets[name]
+        if values.size == 0:
+            return float("nan")
+        idx = t.bins.index(values)
+        lo, hi = min(t.lo, int(idx.min())), max(t.hi, int(idx.max()))
+        ce = np.bincount(idx - lo, minlength=hi - lo + 1).astype(float)
+        cr = np.zeros(hi - lo + 1)
+        cr[t.lo - lo:t.hi - lo + 1] = t.c
+        common = np.minimum(ce * t.n, cr * values.size).sum()
+        return float(max(0.0, 1.0 - common / (values.size * t.n)))
+
     def evaluate(self, macro: pd.DataFrame, probe: pd.DataFrame | None = None,
                  n_boot: int = 0, seed: int = 0, delta_gamma: float = DELTA_GAMMA,
                  details: bool = False) -> pd.DataFrame:
