@@ -11,7 +11,7 @@ from epcal.schema import MACRO, PROBE, check_table, read_metadata
 
 
 def test_help_on_every_verb(capsys):
-    for verb in ("kernel", "quench", "aqs", "probe", "bauschinger", "rms"):
+    for verb in ("kernel", "quench", "aqs", "probe", "bauschinger", "rms", "size-scaling"):
         with pytest.raises(SystemExit) as exc:
             main([verb, "--help"])
         assert exc.value.code == 0

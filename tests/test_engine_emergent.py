@@ -54,3 +54,17 @@ def test_bauschinger_reverse_loading_is_softer():
     # reverse is softer over the whole reload
     assert np.all(rev[2:] < fwd[2:])
     assert rev[2:].mean() < 0.9 * fwd[2:].mean()
+
+
+def test_finite_size_scaling_of_stress_fluctuations(tmp_path, capsys):
+    """std(Sigma_ext) decreases with the system size roughly as 1/L (paper: L^-0.94, Fig. 5b)."""
+    from epcal.cli import main
+    from epcal.schema import read_metadata
+
+    out = tmp_path / "size.parquet"
+    assert main(["size-scaling", "--sizes", "6,9,13", "--element-length", "6.6", "--slip-systems", "36",
+                 "--replicas", "4", "--gamma-max", "1.5", "--seed", "4", "--out", str(out)]) == 0
+    df = pd.read_parquet(out)
+    assert np.all(np.diff(df.sigma_std) < 0)
+    assert -1.25 < df.exponent.iloc[0] < -0.7
+    assert read_metadata(out)["exponent"] == pytest.approx(df.exponent.iloc[0])

@@ -224,6 +224,34 @@ def _cmd_rms(args) -> int:
     return 0
 
 
+def _cmd_size_scaling(args) -> int:
+    import dataclasses
+
+    import pandas as pd
+
+    from ..observables import macro_summary
+    from ..simulate import run_ensemble
+
+    base = _params(args)
+    rows = []
+    for L in _int_list(args.sizes, "--sizes"):
+        p = dataclasses.replace(base, L=L).validate()
+        ens = run_ensemble(p, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
+                           gamma_max=args.gamma_max, T_quench=args.T, threads=args.threads)
+        per = [macro_summary(g)["sigma_std"] for _, g in ens.macro.groupby("replica")]
+        rows.append({"L_EP": L, "domain_length": L * p.l, "sigma_std": float(np.mean(per)),
+                     "sigma_std_sem": float(np.std(per, ddof=1) / np.sqrt(len(per))) if len(per) > 1 else np.nan,
+                     "sigma_mean": macro_summary(ens.macro)["sigma_mean"]})
+    df = pd.DataFrame(rows)
+    slope = np.polyfit(np.log(df.domain_length), np.log(df.sigma_std), 1)[0] if len(df) > 1 else np.nan
+    df["exponent"] = slope
+    print(df.to_string(index=False))
+    print(f"std(Sigma_ext) ~ L^{slope:.3f}   (paper: L^-0.94)")
+    if args.out:
+        _write(df, args.out, _meta(args, base, sizes=args.sizes, exponent=slope))
+    return 0
+
+
 def _int_list(text, key):
     try:
         out = []
@@ -283,6 +311,15 @@ def register(sub) -> None:
     p.add_argument("--T", type=float, default=None, help="quench temperature; default: random initial state")
     p.add_argument("--strain", type=float, default=0.1, help="reload strain, default 0.1")
     p.set_defaults(func=_cmd_bauschinger)
+
+    p = sub.add_parser("size-scaling", help="finite-size scaling of std(Sigma_ext) (Fig. 5b)",
+                       description="Stationary std of the external stress for several lattice sizes L_EP at "
+                                   "fixed element length, and the fitted exponent of std ~ L^x (paper: -0.94).")
+    _model_options(p)
+    p.add_argument("--sizes", default="8,11,15,23", help="lattice sizes L_EP (comma list)")
+    p.add_argument("--gamma-max", type=float, default=2.0, help="final strain, default 2")
+    p.add_argument("--T", type=float, default=None, help="quench temperature; default: random initial state")
+    p.set_defaults(func=_cmd_size_scaling)
 
     p = sub.add_parser("rms", help="root-mean-square deviation r(dgamma) of the external stress, Eq. (10)",
                        description="r(dgamma): std of Sigma_xy^ext in strain windows of width dgamma, averaged "
