@@ -23,7 +23,7 @@ report: "workflow/report/workflow.rst"
 os.environ.setdefault("EPCAL_CACHE_DIR", str(Path("results/cache").resolve()))
 
 # atomistic reference rules (owned by the reference engineer), only when that source is used
-ATOMISTIC_REF_DIR = config["reference"].get("atomistic", {}).get("out", "results/reference/atomistic")
+ATOMISTIC_REF_DIR = config["reference"].get("atomistic", {}).get("outdir", "results/reference/atomistic") + "/tables"
 if config["reference"]["source"] == "atomistic" and (BASE / "workflow/rules/reference.smk").exists():
     include: "workflow/rules/reference.smk"
 

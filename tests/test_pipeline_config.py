@@ -65,6 +65,19 @@ def test_paper_config_dry_run(tmp_path):
     assert c["optimum_ensemble"] == 1024 // 64
 
 
+def test_atomistic_source_dry_run_includes_the_lammps_rules(tmp_path):
+    if not (ROOT / "workflow" / "rules" / "reference.smk").exists():
+        pytest.skip("workflow/rules/reference.smk not present")
+    cfg = load("config.yaml")
+    cfg["reference"]["source"] = "atomistic"
+    f = tmp_path / "atom.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    r = dry_run(tmp_path, f)
+    assert r.returncode == 0, r.stderr[-3000:]
+    c = job_counts(r.stdout)
+    assert c.get("ref_tables") == 1 and c["sweep_macro"] == 9 and "reference_twin" not in c
+
+
 def test_paper_config_is_the_papers_protocol():
     p = load("paper.yaml")
     assert p["l"] == [3.5, 4.4, 6.6, 8.8, 10.5, 13.2]

@@ -47,11 +47,26 @@ def model_params(l: float, k: float, lam: float, chi: float, model: dict):
     """EPMParams for element length l from the ``model`` config slice (G, B, domain_length, N)."""
     from .params import EPMParams
 
-    kw = dict(G=float(model.get("G", 13.2)), B=float(model.get("B", 59.0)),
-              domain_length=float(model.get("domain_length", 98.8045)))
+    model = resolve_model(model)
+    kw = dict(G=float(model["G"]), B=float(model["B"]), domain_length=float(model["domain_length"]))
     if model.get("N"):
         kw["N"] = int(model["N"])
     return EPMParams.for_element_length(float(l), k=float(k), lam=float(lam), chi=float(chi), **kw)
+
+
+PAPER_MODEL = {"G": 13.2, "B": 59.0, "domain_length": 98.8045}
+_FROM_REFERENCE = {"G": "shear_modulus", "B": "bulk_modulus", "domain_length": "domain_length"}
+
+
+def resolve_model(model: dict | None, ref_meta: dict | None = None) -> dict:
+    """Model settings with null (missing) G, B, domain_length taken from the reference's
+    reference.yaml (so the EPM matches the reference's moduli and domain), else the paper's values."""
+    out = dict(model or {})
+    for key, ref_key in _FROM_REFERENCE.items():
+        if out.get(key) is None:
+            v = (ref_meta or {}).get(ref_key)
+            out[key] = float(v) if v is not None else PAPER_MODEL[key]
+    return out
 
 
 def run(p, replicas, seed: int, gamma_max: float, T_quench=None, probe=None, threads: int = 1):
@@ -87,6 +102,7 @@ def _meta(stage: str, **kw) -> dict:
 # --------------------------------------------------------------------------- twin reference
 def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """A reference made by the EPM itself at stated parameters (a 'digital twin')."""
+    model = resolve_model(model)
     p = model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], model)
     n30 = p.patch_size(float(twin.get("R_max", 30.0)))
     n_list = twin.get("n_list") or list(range(max(1, n30 - 3), n30 + 1))
@@ -94,7 +110,7 @@ def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict
     spec = probe_spec(n_list, alphas, ("quench", "stationary"), twin.get("stride", 1))
     ens = run(p, range(int(twin["replicas"])), twin["seed"], twin.get("gamma_max", 2.0),
               T_quench=float(twin["T"]), probe=spec, threads=twin.get("threads", 1))
-    meta = {"domain_length": float(p.L * p.l), "shear_modulus": p.G, "bulk_modulus": p.B,
+    meta = {"domain_length": float(model["domain_length"]), "shear_modulus": p.G, "bulk_modulus": p.B,
             "delta_gamma": 1e-4,
             "description": (f"EPM twin reference at l={p.l}, k={p.k}, lam={p.lam}, chi={p.chi}, "
                             f"T={twin['T']} (seed {twin['seed']}, {twin['replicas']} replicas)"),
@@ -119,9 +135,9 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
     """
     search = cfg["search"]
     method = search.get("method", "grid")
-    model = cfg.get("model", {})
+    model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model.get("G", 13.2)))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]))
     reps = range(int(cfg["replicas"]))
     n_boot = int(cfg.get("n_boot", 0))
     seed = int(cfg["seed"])
@@ -227,9 +243,9 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     """
     b = best_macro(cell)
     l, k = float(b["l"]), float(b["k"])
-    model = cfg.get("model", {})
+    model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model.get("G", 13.2)))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]))
     nb = cfg.get("neighborhood", {})
     reps = range(int(cfg["replicas"]))
     seed = int(cfg["seed"])
@@ -241,7 +257,7 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
             if lam <= 0 or chi <= 0:
                 continue
             p = model_params(l, k, lam, chi, model)
-            n = p.patch_size(settings.R)
+            n = p.patch_size(ev.ref_R)  # the EPM patch whose R is nearest the reference's R
             spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
                               cfg.get("stride", 1))
             ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), probe=spec, threads=threads)
@@ -268,9 +284,11 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
 
     ``cfg`` keys: model, seed, T (grid), replicas, n_boot, R, alpha, stride.
     """
-    model = cfg.get("model", {})
+    model = resolve_model(cfg.get("model"), ref.meta)
     p0 = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
-    R = float(cfg.get("R", 30.0))
+    q = ref.probe[ref.probe["state"].astype(str) == "quench"]
+    uR = np.unique(q["R"].to_numpy(float))
+    R = float(uR[np.argmin(np.abs(uR - float(cfg.get("R", 30.0))))])  # the reference's R nearest the target
     n = p0.patch_size(R)
     alphas = [float(a) for a in cfg.get("alpha", [0.0, 90.0])]
     reps = np.arange(int(cfg["replicas"]))
@@ -329,10 +347,10 @@ def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame]) -> pd.Dat
 
 
 # --------------------------------------------------------------------------- ensemble at the optimum
-def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1):
+def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1, ref_meta: dict | None = None):
     """Batch ``batch`` of the runs at the optimum, quench and stationary states probed at every
     n up to R ~ R_max and ``n_alpha`` orientations over 180 degrees."""
-    model = cfg.get("model", {})
+    model = resolve_model(cfg.get("model"), ref_meta)
     T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
     p = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
     n_max = p.patch_size(float(cfg.get("R_max", 30.0)))

@@ -459,7 +459,7 @@ class Evaluator:
         out["L_macro"] = (out["L_sigma"] + out["L_drop"] + out["L_incr"]) / 3.0
         if probe is not None and len(probe):
             for tag, a in (("plus", self.s.alpha_plus), ("minus", self.s.alpha_minus)):
-                rows = select_probe(probe, "stationary", self.s.R, a, "EPM probe table")
+                rows = select_probe(probe, "stationary", self.ref_R, a, "EPM probe table")
                 mags = magnitudes_from_sums(*meso_sums(rows, replicas), W)
                 Lf = relative_loss(mags, self.ref_meso[tag][None, :])
                 out[f"L_meso_{tag}"] = Lf.mean(axis=1)

@@ -6,11 +6,13 @@
 rule optimum_ensemble:
     input:
         optimum="results/calibration/optimum.parquet",
+        ref=ref_files(),
         code=code(*ENGINE_CODE, "calibrate"),
     output:
         macro="results/optimum/l{l}/macro_b{b}.parquet",
         probe="results/optimum/l{l}/probe_b{b}.parquet",
     params:
+        ref=ref_dir(),
         cfg=lambda w: as_json({**strip(config["optimum"], "resources"), "model": config["model"],
                                "seed": config["seed"]}),
     threads: res("optimum", "threads", 1)
@@ -24,7 +26,7 @@ rule optimum_ensemble:
     conda:
         "../../envs/epcal.yaml"
     shell:
-        "{EPCAL} optimum-ensemble --optimum {input.optimum} --l {wildcards.l} --batch {wildcards.b} "
+        "{EPCAL} optimum-ensemble --optimum {input.optimum} --ref {params.ref} --l {wildcards.l} --batch {wildcards.b} "
         "--cfg {params.cfg:q} --threads {threads} --out-macro {output.macro} --out-probe {output.probe} 2> {log}"
 
 

@@ -3,11 +3,6 @@
 # parabola fit per l and the KMC temperature.
 
 
-def lattice_L(l):
-    from math import floor
-    return max(1, int(round(config["model"]["domain_length"] / float(l))))
-
-
 def cell_cfg(stage):
     """The config slice of a sweep cell: its stage section, the model, the losses, the seed."""
     return as_json({**strip(config[stage], "resources"), "model": config["model"],
@@ -15,15 +10,16 @@ def cell_cfg(stage):
 
 
 rule kernel:
-    """Periodic FEM kernel of the l lattice, computed once into the shared cache before the sweeps."""
+    """FEM kernels of the l lattice (periodic L_EP x L_EP, and the R ~ 30 patch), computed once into
+    the shared cache before the sweeps start (so concurrent jobs never build them together)."""
+    input:
+        ref=ref_files(),
+        code=code("elastic", "params"),
     output:
         "results/kernels/l{l}.npz",
     params:
-        L=lambda w: lattice_L(w.l),
-        G=config["model"]["G"],
-        B=config["model"]["B"],
-    input:
-        code=code("elastic"),
+        ref=ref_dir(),
+        cfg=lambda w: as_json({"model": config["model"], "R": config["losses"]["R"]}),
     threads: 1
     resources:
         mem_mb=1000,
@@ -35,8 +31,7 @@ rule kernel:
     conda:
         "../../envs/epcal.yaml"
     shell:
-        "{EPCAL} kernel --size {params.L} --shear-modulus {params.G} --bulk-modulus {params.B} "
-        "--out {output} > {log} 2>&1"
+        "{EPCAL} kernel-cell --ref {params.ref} --l {wildcards.l} --cfg {params.cfg:q} --out {output} 2> {log}"
 
 
 rule sweep_macro:

@@ -77,6 +77,23 @@ def cmd_reference_check(a):
     _write(pd.DataFrame(rows), a.out, "reference-check", cfg, reference=ref.meta)
 
 
+def cmd_kernel_cell(a):
+    import numpy as np
+
+    from epcal.calibrate import model_params, resolve_model
+    from epcal.elastic import patch_kernel, periodic_kernel
+
+    cfg = _cfg(a.cfg)
+    model = resolve_model(cfg.get("model"), _ref(a.ref).meta if a.ref else None)
+    p = model_params(a.l, 1.0, 1.0, 1.0, model)
+    K = periodic_kernel(p.L, p.G, p.B)  # fills the shared on-disk cache used by the sweeps
+    n = p.patch_size(float(cfg.get("R", 30.0)))
+    Kp = patch_kernel(n, p.G, p.B)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(a.out, kernel=K, patch_kernel=Kp, L=p.L, n=n, l=p.l, G=p.G, B=p.B)
+    _log(f"kernels of l={p.l}: L_EP={p.L} (periodic), n={n} (patch) -> {a.out}")
+
+
 def cmd_sweep_macro(a):
     from epcal.calibrate import sweep_macro_cell
 
@@ -150,7 +167,8 @@ def cmd_optimum_ensemble(a):
     cfg = _cfg(a.cfg)
     opt = read_table(a.optimum)
     row = opt.loc[(opt["l"] - float(a.l)).abs().idxmin()]
-    macro, probe, meta = optimum_ensemble(row, cfg, int(a.batch), threads=a.threads)
+    ref_meta = _ref(a.ref).meta if a.ref else None
+    macro, probe, meta = optimum_ensemble(row, cfg, int(a.batch), threads=a.threads, ref_meta=ref_meta)
     write_table(macro, a.out_macro, meta, MACRO)
     write_table(probe, a.out_probe, meta, PROBE)
     _log(f"optimum ensemble batch {a.batch}: {macro['replica'].nunique()} replicas, {len(probe)} probe rows")
@@ -187,6 +205,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--out is a directory")
     p = add("reference-check", cmd_reference_check,
             "Validate a reference directory (tables, keys, usable statistics) and write its summary", ref=True)
+    p = add("kernel-cell", cmd_kernel_cell,
+            "Periodic and R~30 patch FEM kernels of element length l (L_EP from the model/reference), cached",
+            threads=False)
+    p.add_argument("--ref", default=None, help="reference directory (domain and moduli when model keys are null)")
+    p.add_argument("--l", required=True, type=float, help="element length l")
     p = add("sweep-macro", cmd_sweep_macro, "L_macro over the (lambda, chi) search of one (l, k) cell",
             ref=True, threads=True)
     p.add_argument("--l", required=True, type=float, help="element length l")
@@ -212,6 +235,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("optimum-ensemble", cmd_optimum_ensemble,
             "One batch of runs at the optimum, quench and stationary states fully probed", out=False, threads=True)
     p.add_argument("--optimum", required=True)
+    p.add_argument("--ref", default=None, help="reference directory (moduli and domain when model keys are null)")
     p.add_argument("--l", required=True, type=float)
     p.add_argument("--batch", required=True, type=int)
     p.add_argument("--out-macro", required=True)
