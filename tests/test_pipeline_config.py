@@ -153,3 +153,17 @@ def test_bad_reference_tables_rejected_before_any_job(tmp_path, breakage, needle
     err = r.stderr + r.stdout
     for n in needles:
         assert n in err, (n, err[-2000:])
+
+
+def test_cli_errors_exit_2_with_a_message(tmp_path):
+    epcal = str(Path(sys.executable).with_name("epcal"))
+    r = subprocess.run([epcal, "sweep-macro", "--ref", str(tmp_path / "nope"), "--l", "6.6", "--k", "2",
+                        "--cfg", "{}", "--out", str(tmp_path / "x.parquet")], capture_output=True, text=True)
+    assert r.returncode == 2 and "nope" in r.stderr and "does not exist" in r.stderr
+    r = subprocess.run([epcal, "fit", str(tmp_path / "x.parquet"), "--cfg", "{not json", "--out",
+                        str(tmp_path / "y.parquet")], capture_output=True, text=True)
+    assert r.returncode == 2 and "--cfg" in r.stderr
+    for verb in ("sweep-macro", "sweep-meso", "select", "fit", "quench-temperature", "optimum",
+                 "optimum-ensemble", "figure", "reference-twin", "reference-check", "kernel-cell"):
+        h = subprocess.run([epcal, verb, "--help"], capture_output=True, text=True)
+        assert h.returncode == 0 and "usage" in h.stdout, verb
