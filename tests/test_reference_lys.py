@@ -1,0 +1,76 @@
+"""Local yield stress method: frozen boundary, onset search, bisection == plain stepping."""
+import numpy as np
+import pytest
+
+from epcal.reference.engine import lammps_available
+
+pytestmark = [pytest.mark.lammps,
+              pytest.mark.skipif(not lammps_available(), reason="LAMMPS python module not importable")]
+
+
+@pytest.fixture(scope="module")
+def glass():
+    from epcal.reference.glass import prepare_glass
+
+    g, info = prepare_glass(400, seed=7, t_equil=20.0, n_trace=10, quench_ftol=1e-10)
+    return g
+
+
+def test_m_tensor_conventions():
+    from epcal.reference.lys import m_tensor, resolved
+
+    s = np.array([0.3, -0.2, 0.7])  # sxx, syy, sxy
+    S = np.array([[s[0], s[2]], [s[2], s[1]]])
+    for a in (0.0, 30.0, 45.0, 90.0, 135.0):
+        M = m_tensor(a)
+        assert np.trace(M) == pytest.approx(0.0)
+        assert (M * M).sum() == pytest.approx(0.5)
+        assert resolved(s, a) == pytest.approx((M * S).sum())
+    assert resolved(s, 0.0) == pytest.approx(s[2])  # forward = the external simple shear xy
+    assert resolved(s, 90.0) == pytest.approx(-s[2])  # backward
+
+
+def test_frozen_atoms_follow_the_affine_map_exactly(glass):
+    from epcal.reference.lys import Patch, m_tensor
+
+    with Patch(glass, (glass.lx / 2, glass.ly / 2), 5.0) as p:
+        assert 0 < p.n_mobile < len(p.X0)
+        r = np.hypot(*p.X0.T)
+        assert (r[: p.n_mobile] < 5.0).all() and (r[p.n_mobile:] >= 5.0).all()
+        assert (r < 5.0 + 2.5).all()  # only atoms within R + cutoff
+        M = m_tensor(30.0)
+        x, u = p.move(p.x_init, 0, 150, M)
+        target = p.affine(150, M)
+        # frozen atoms: exactly the affine map (bit for bit up to the affine arithmetic)
+        assert np.abs(x[p.n_mobile:] - target[p.n_mobile:]).max() < 1e-12
+        # relaxed atoms did relax (non-affine displacement)
+        assert np.abs(u).max() > 1e-4
+        # and the patch stress changed by about G * gamma in the resolved direction
+        from epcal.reference.lys import resolved
+        p.lmp.command("run 0 post no")
+        dtau = resolved(p.patch_stress(), 30.0) - resolved(p.sigma_init, 30.0)
+        assert 0.05 * 150e-4 < dtau < 40 * 150e-4
+
+
+def test_bisection_equals_plain_stepping(glass):
+    """Coarse steps (not a power of 2) + bisection find the same grid step and stresses as plain stepping."""
+    from epcal.reference.lys import Patch
+
+    centres = [(0.25 * glass.lx, 0.25 * glass.ly), (0.75 * glass.lx, 0.3 * glass.ly),
+               (0.5 * glass.lx, 0.75 * glass.ly)]
+    n = 0
+    for c in centres:
+        with Patch(glass, c, 5.0) as p:
+            for alpha in (0.0, 90.0):
+                fast = p.probe(alpha, coarse=13, k_max=1500)
+                plain = p.probe_plain(alpha, k_max=1500)
+                assert (fast is None) == (plain is None)
+                if fast is None:
+                    continue
+                n += 1
+                assert fast.k_c == plain.k_c
+                assert np.allclose(fast.sigma_c, plain.sigma_c, atol=1e-6)
+                assert np.allclose(fast.sigma_f, plain.sigma_f, atol=1e-6)
+                assert fast.tau_c > fast.tau_f  # an instability is a drop of the resolved stress
+                assert fast.minimizations < plain.minimizations or plain.k_c < 30
+    assert n >= 4
