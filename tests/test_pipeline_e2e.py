@@ -38,7 +38,7 @@ TINY = {
     "macro": {"replicas": 8, "n_boot": 20,
               "search": {"method": "scaled", "lam": {"min": 0.5, "max": 5.0, "num": 10, "log": True},
                          "chi": [1.0, 2.0, 3.0, 4.0], "coarse_replicas": 4, "refine": 2}},
-    "meso": {"replicas": 8, "n_boot": 40, "neighborhood": {"lam_rel": [-0.05, 0.0, 0.05], "chi": [0.0]}},
+    "meso": {"replicas": 8, "n_boot": 40, "neighborhood": {"lam_rel": [-0.05, 0.0, 0.05], "chi": [0.0], "valley": 2}},
     "fit": {"half_width": None, "interp": "regression"},
     "quench": {"enabled": True, "T": [0.15, 0.25, 0.35], "replicas": 4, "n_boot": 20},
     "optimum": {"replicas": 4, "batch_size": 2, "n_alpha": 4, "stride": 3},

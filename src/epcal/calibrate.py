@@ -237,9 +237,12 @@ def select_table(cells: list[pd.DataFrame]) -> pd.DataFrame:
 def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int = 1, log=print) -> pd.DataFrame:
     """L_macro, L+_meso, L-_meso and L_stat around the macro optimum of one (l, k) cell.
 
-    ``cfg`` keys: model, seed, gamma_max, replicas, n_boot, losses, R,
-    neighborhood {lam_rel: [...], chi: [...]} (relative lambda and absolute
-    chi offsets), stride.
+    ``cfg`` keys: model, seed, gamma_max, replicas, n_boot, losses, stride,
+    neighborhood {lam_rel: [...], chi: [...], valley: int}: relative lambda
+    and absolute chi offsets around the cell's macro optimum, plus the
+    ``valley`` best true-ensemble candidates of the macro cell (points of the
+    macro-constrained valley lambda*(chi), so the meso step explores chi
+    without leaving the macro constraint).
     """
     b = best_macro(cell)
     l, k = float(b["l"]), float(b["k"])
@@ -249,23 +252,29 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     nb = cfg.get("neighborhood", {})
     reps = range(int(cfg["replicas"]))
     seed = int(cfg["seed"])
-    rows = []
+    cands = []
     for dl in nb.get("lam_rel", [0.0]):
         for dc in nb.get("chi", [0.0]):
-            lam = round(float(b["lam"]) * (1.0 + float(dl)), 4)
-            chi = round(float(b["chi"]) + float(dc), 4)
-            if lam <= 0 or chi <= 0:
-                continue
-            p = model_params(l, k, lam, chi, model)
-            n = p.patch_size(ev.ref_R)  # the EPM patch whose R is nearest the reference's R
-            spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
-                              cfg.get("stride", 1))
-            ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), probe=spec, threads=threads)
-            r = ev.evaluate(ens.macro, ens.probe, n_boot=int(cfg.get("n_boot", 0)),
-                            seed=_boot_seed(seed, l, k), details=True)
-            r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n)
-            rows.append(r)
-            log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} L_stat={r['L_stat'].iloc[0]:.4f}")
+            cands.append((round(float(b["lam"]) * (1.0 + float(dl)), 4), round(float(b["chi"]) + float(dc), 4), "offset"))
+    true = cell[(cell["boot"] == -1) & (cell["stage"] != "surrogate")].sort_values("L_macro")
+    for _, t in true.head(int(nb.get("valley", 1))).iterrows():
+        cands.append((round(float(t["lam"]), 4), round(float(t["chi"]), 4), "valley"))
+    seen = set()
+    rows = []
+    for lam, chi, origin in cands:
+        if lam <= 0 or chi <= 0 or (lam, chi) in seen:
+            continue
+        seen.add((lam, chi))
+        p = model_params(l, k, lam, chi, model)
+        n = p.patch_size(ev.ref_R)  # the EPM patch whose R is nearest the reference's R
+        spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
+                          cfg.get("stride", 1))
+        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), probe=spec, threads=threads)
+        r = ev.evaluate(ens.macro, ens.probe, n_boot=int(cfg.get("n_boot", 0)),
+                        seed=_boot_seed(seed, l, k), details=True)
+        r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n, origin=origin)
+        rows.append(r)
+        log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{origin}] L_stat={r['L_stat'].iloc[0]:.4f}")
     if not rows:
         raise ValueError("meso.neighborhood produced no valid (lam, chi) with lam > 0 and chi > 0")
     return pd.concat(rows, ignore_index=True)
