@@ -144,14 +144,14 @@ def cmd_shear(args) -> int:
     n_steps = int(round(args.gamma_max / args.dgamma))
     ck = Path(args.checkpoint)
     if ck.exists():
-        st, start, rows = aqs.resume(ck)
+        st, start, rows, u_prev = aqs.resume(ck)
         print(f"resuming from step {start} ({ck})")
     else:
-        st, start, rows = State.load(args.state), 0, []
+        st, start, rows, u_prev = State.load(args.state), 0, [], None
     t0 = time.perf_counter()
     df, final = aqs.run_aqs(st, n_steps, dgamma=args.dgamma, ftol=args.ftol, replica=args.replica,
                             start_step=start, checkpoint=ck, checkpoint_every=args.checkpoint_every,
-                            rows=rows, log=sys.stdout)
+                            rows=rows, u_prev=u_prev, log=sys.stdout)
     wall = time.perf_counter() - t0
     final.save(args.out_state, step=n_steps, gamma=n_steps * args.dgamma)
     write_table(df, args.out_steps, _meta(args, wall_seconds=wall))

@@ -71,7 +71,8 @@ class AQS:
 def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6, replica: int = 0,
             start_step: int = 0, extrapolate: bool = True, checkpoint: str | Path | None = None,
             checkpoint_every: int = 1000, snapshots: dict[int, str | Path] | None = None,
-            rows: list | None = None, log=None) -> tuple[pd.DataFrame, State]:
+            rows: list | None = None, u_prev: np.ndarray | None = None,
+            log=None) -> tuple[pd.DataFrame, State]:
     """Shear ``state`` (at step ``start_step``) up to step ``n_steps``; one row per step.
 
     ``checkpoint``: npz written every ``checkpoint_every`` steps with the state
@@ -87,6 +88,7 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
                          "sxx": ev["sxx"], "syy": ev["syy"], "sxy": ev["sxy"], "pe": ev["pe"],
                          "fnorm": ev["fnorm"], "iterations": 0, "d_max": 0.0, "d_rms": 0.0, "seconds": 0.0})
         aqs = AQS(lmp, dgamma=dgamma, ftol=ftol, extrapolate=extrapolate)
+        aqs._u_prev = None if u_prev is None or len(u_prev) != state.n else np.asarray(u_prev, float)
         t_last = time.perf_counter()
         for k in range(start_step + 1, n_steps + 1):
             r = aqs.step()
@@ -94,7 +96,7 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
             if k in snapshots:
                 lmp.state().save(snapshots.pop(k), step=k, gamma=k * dgamma)
             if checkpoint is not None and (k % checkpoint_every == 0 or k == n_steps):
-                save_checkpoint(checkpoint, lmp.state(), k, rows)
+                save_checkpoint(checkpoint, lmp.state(), k, rows, aqs._u_prev)
             if log is not None and time.perf_counter() - t_last > 30:
                 t_last = time.perf_counter()
                 print(f"step {k}/{n_steps} gamma={k * dgamma:.4f} sxy={r['sxy']:.4f} "
@@ -104,19 +106,23 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
     return df, final
 
 
-def save_checkpoint(path, state: State, step: int, rows: list):
+def save_checkpoint(path, state: State, step: int, rows: list, u_prev: np.ndarray | None = None):
+    """State, rows so far and the first guess of the next step (so that a resumed run is the same run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     df = pd.DataFrame(rows, columns=list(STEP_COLUMNS))
-    state.save(tmp, step=step, **{f"row_{c}": df[c].to_numpy() for c in STEP_COLUMNS})
+    state.save(tmp, step=step, u_prev=np.zeros((0, 2)) if u_prev is None else u_prev,
+               **{f"row_{c}": df[c].to_numpy() for c in STEP_COLUMNS})
     tmp.replace(path)  # atomic: an interrupted write never corrupts the last checkpoint
 
 
-def resume(path) -> tuple[State, int, list]:
+def resume(path) -> tuple[State, int, list, np.ndarray | None]:
+    """(state, step, rows, u_prev) of a checkpoint written by :func:`save_checkpoint`."""
     st = State.load(path)
     step = int(st.meta["step"])
     cols = {c: st.meta[f"row_{c}"] for c in STEP_COLUMNS}
     rows = pd.DataFrame(cols).to_dict("records")
+    u_prev = st.meta.get("u_prev")
     st.meta = {}
-    return st, step, rows
+    return st, step, rows, (u_prev if u_prev is not None and len(u_prev) else None)
