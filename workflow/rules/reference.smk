@@ -18,6 +18,7 @@ validate(config["reference"]["atomistic"], "../schemas/atomistic.schema.yaml")
 ATOM = config["reference"]["atomistic"]
 ATOM_OUT = ATOM.get("outdir", "results/reference/atomistic")
 ATOM_REPLICAS = list(range(ATOM["n_samples"]))
+ATOM_CHUNKS = list(range(ATOM.get("probe_chunks", 1)))
 
 
 def _atom(key, default=None):
@@ -85,32 +86,35 @@ rule ref_probe:
     input:
         state=_probe_state,
     output:
-        probe=f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}.parquet",
+        probe=f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}_{{chunk}}.parquet",
     wildcard_constraints:
         state="quench|stationary",
+        chunk=r"[0-9]+",
     params:
         R=" ".join(map(str, ATOM["R"])), alpha=" ".join(map(str, ATOM["alpha"])),
         grid=ATOM["grid_spacing"], coarse=_atom("probe_coarse", 20), ftol=_atom("probe_ftol", 1e-8),
         gamma_max=_atom("probe_gamma_max", 0.5),
-        checkpoint=f"{ATOM_OUT}/checkpoints/probe_{{state}}_{{r}}.parquet",
+        checkpoint=f"{ATOM_OUT}/checkpoints/probe_{{state}}_{{r}}_{{chunk}}.parquet",
+        n_chunks=len(ATOM_CHUNKS),
     threads: _atom("threads", 1)
     resources:
         mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_probe", 120),
-    log: f"{ATOM_OUT}/logs/probe_{{state}}_{{r}}.log"
-    benchmark: f"{ATOM_OUT}/benchmarks/probe_{{state}}_{{r}}.tsv"
+    log: f"{ATOM_OUT}/logs/probe_{{state}}_{{r}}_{{chunk}}.log"
+    benchmark: f"{ATOM_OUT}/benchmarks/probe_{{state}}_{{r}}_{{chunk}}.tsv"
     shell:
         "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference probe "
         "--state {input.state} --state-name {wildcards.state} --replica {wildcards.r} "
         "--R {params.R} --alpha {params.alpha} --grid {params.grid} --coarse {params.coarse} "
-        "--ftol {params.ftol} --gamma-max {params.gamma_max} --checkpoint {params.checkpoint} "
+        "--ftol {params.ftol} --gamma-max {params.gamma_max} --chunk {wildcards.chunk} "
+        "--n-chunks {params.n_chunks} --checkpoint {params.checkpoint} "
         "--out {output.probe} > {log} 2>&1"
 
 
 rule ref_tables:
     input:
         steps=expand(f"{ATOM_OUT}/aqs/steps_{{r}}.parquet", r=ATOM_REPLICAS),
-        probes=expand(f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}.parquet",
-                      state=["quench", "stationary"], r=ATOM_REPLICAS),
+        probes=expand(f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}_{{chunk}}.parquet",
+                      state=["quench", "stationary"], r=ATOM_REPLICAS, chunk=ATOM_CHUNKS),
         infos=expand(f"{ATOM_OUT}/glass/glass_{{r}}.json", r=ATOM_REPLICAS),
     output:
         macro=f"{ATOM_OUT}/tables/macro.parquet",
@@ -123,7 +127,8 @@ rule ref_tables:
         outdir=f"{ATOM_OUT}/tables",
         bench=lambda w: " ".join(
             [f"{ATOM_OUT}/benchmarks/{k}_{r}.tsv" for k in ("prepare", "shear") for r in ATOM_REPLICAS]
-            + [f"{ATOM_OUT}/benchmarks/probe_{s}_{r}.tsv" for s in ("quench", "stationary") for r in ATOM_REPLICAS]),
+            + [f"{ATOM_OUT}/benchmarks/probe_{s}_{r}_{c}.tsv" for s in ("quench", "stationary")
+               for r in ATOM_REPLICAS for c in ATOM_CHUNKS]),
         command=lambda w: shlex.quote("snakemake " + " ".join(shlex.quote(a) for a in __import__("sys").argv[1:])),
     threads: 1
     resources:

@@ -281,10 +281,11 @@ def result_row(res: ProbeResult, state_name: str, replica: int, centre, R: float
 
 def probe_state(state: State, state_name: str, replica: int, R_values, alphas, grid_spacing: float,
                 coarse: int = 20, ftol: float = 1e-8, k_max: int = 5000, done: set | None = None,
-                on_patch=None, log=None):
+                on_patch=None, log=None, chunk: int = 0, n_chunks: int = 1):
     """Local shear tests on the grid of ``state``; yields (key, rows) per (centre, R) patch.
 
-    ``done``: keys (ix, R) already computed (resume); ``on_patch(key, rows)`` is
+    ``chunk``/``n_chunks``: only the centres ic with ic % n_chunks == chunk (one job per chunk).
+    ``done``: keys (ic, R) already computed (resume); ``on_patch(key, rows)`` is
     called after each patch (checkpointing).  Tests without an instability up
     to k_max * dgamma are skipped (reported with ``log``).
     """
@@ -297,7 +298,7 @@ def probe_state(state: State, state_name: str, replica: int, R_values, alphas, g
     for R in R_values:
         for ic, c in enumerate(centres):
             key = (ic, float(R))
-            if key in done:
+            if ic % n_chunks != chunk or key in done:
                 continue
             rows = []
             with Patch(state, c, R, ftol=ftol) as p:

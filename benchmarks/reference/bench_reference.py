@@ -1,0 +1,113 @@
+"""Speed of the atomistic reference at the paper's scale (10^4 atoms).
+
+    nice -n 10 python benchmarks/reference/bench_reference.py [--n-atoms 10000] [--out results.json]
+
+1. a glass of N atoms (short liquid run: the timing, not the glass quality, matters here);
+2. AQS per-step time and stress error of several minimization settings, each
+   from the same glass for ``--steps`` steps: LAMMPS CG from the affine map at
+   ftol 1e-10 (baseline), etol 1e-14 (baseline), and epcal's setting (first
+   guess = previous non-affine displacement, loose force tolerance).  Stress
+   error = |sigma_xy - sigma_xy after re-minimizing that state to ftol 1e-10|,
+   sampled every ``--sample`` steps;
+3. local yield stress tests at R = 30 (coarse steps + bisection), time per test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+
+def aqs_variant(glass, steps, sample, **kw):
+    from epcal.reference.aqs import AQS
+    from epcal.reference.engine import Lammps
+
+    lmp = Lammps(glass)
+    a = AQS(lmp, **kw)
+    t, it, err = [], [], []
+    for k in range(1, steps + 1):
+        r = a.step()
+        t.append(r["seconds"])
+        it.append(r["iterations"])
+        if k % sample == 0:
+            s = lmp.stress()[2]
+            st = lmp.state()
+            lmp.minimize(etol=0.0, ftol=1e-10, maxiter=200000)
+            err.append(abs(lmp.stress()[2] - s))
+            lmp.set_positions(st.pos)
+            lmp.evaluate()
+    lmp.close()
+    t = np.array(t)
+    return {"settings": {k: v for k, v in kw.items()}, "steps": steps,
+            "seconds_per_step_mean": float(t.mean()), "seconds_per_step_median": float(np.median(t)),
+            "cg_iterations_mean": float(np.mean(it)), "cg_iterations_median": float(np.median(it)),
+            "stress_error_max": float(max(err)) if err else None,
+            "stress_error_median": float(np.median(err)) if err else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-atoms", type=int, default=10000)
+    ap.add_argument("--t-equil", type=float, default=20.0)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--sample", type=int, default=10)
+    ap.add_argument("--baseline-steps", type=int, default=5)
+    ap.add_argument("--R", type=float, default=30.0)
+    ap.add_argument("--n-lys", type=int, default=4)
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--glass", help="npz of a glass to reuse (else made and saved to bench_glass.npz)")
+    ap.add_argument("--out", default="bench_reference.json")
+    args = ap.parse_args()
+
+    from epcal import code_version
+    from epcal.reference.engine import State, lammps_version
+    from epcal.reference.glass import prepare_glass
+    from epcal.reference.lys import Patch
+
+    out = {"code_version": code_version(), "lammps": lammps_version(), "machine": platform.node(),
+           "processor": platform.processor(), "n_atoms": args.n_atoms}
+    if args.glass:
+        glass = State.load(args.glass)
+    else:
+        t0 = time.perf_counter()
+        glass, info = prepare_glass(args.n_atoms, 4242, args.t_equil, n_trace=10)
+        out["prepare_seconds"] = time.perf_counter() - t0
+        out["moduli"] = info["moduli"]
+        glass.save("bench_glass.npz")
+    print(json.dumps(out), flush=True)
+    res = []
+    variants = [dict(ftol=1e-3, extrapolate=True), dict(ftol=5e-4, extrapolate=True),
+                dict(ftol=1e-4, extrapolate=True)]
+    if not args.skip_baseline:
+        variants = [dict(ftol=1e-10, extrapolate=False), dict(ftol=0.0, etol=1e-14, extrapolate=False)] + variants
+    for v in variants:
+        n = args.baseline_steps if not v.get("extrapolate") else args.steps
+        r = aqs_variant(glass, n, min(args.sample, n), **v)
+        print(json.dumps(r), flush=True)
+        res.append(r)
+    out["aqs"] = res
+    # local yield stress tests at R
+    rng = np.random.default_rng(1)
+    lys = []
+    for i in range(args.n_lys):
+        c = rng.uniform(0, glass.lx, 2)
+        t0 = time.perf_counter()
+        with Patch(glass, c, args.R, ftol=1e-7) as p:
+            setup = time.perf_counter() - t0
+            for alpha in (0.0, 90.0):
+                r = p.probe(alpha, coarse=20)
+                row = {"R": args.R, "n_atoms_patch": len(p.X0), "n_mobile": p.n_mobile, "alpha": alpha,
+                       "setup_seconds": setup, "seconds": r.seconds if r else None,
+                       "minimizations": r.minimizations if r else None, "gamma_c": r.gamma_c if r else None}
+                print(json.dumps(row), flush=True)
+                lys.append(row)
+    out["lys"] = lys
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
