@@ -167,3 +167,21 @@ def test_cli_errors_exit_2_with_a_message(tmp_path):
                  "optimum-ensemble", "figure", "reference-twin", "reference-check", "kernel-cell"):
         h = subprocess.run([epcal, verb, "--help"], capture_output=True, text=True)
         assert h.returncode == 0 and "usage" in h.stdout, verb
+
+
+@pytest.mark.parametrize("profile", ["default", "slurm"])
+def test_profiles_dry_run(tmp_path, profile):
+    r = dry_run(tmp_path, extra=["--profile", str(ROOT / "workflow" / "profiles" / profile)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert job_counts(r.stdout)["sweep_macro"] == 9
+
+
+def test_every_rule_declares_resources_log_benchmark():
+    import re
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        if smk.name in ("common.smk", "reference.smk"):
+            continue
+        text = smk.read_text()
+        for block in re.split(r"(?m)^\s*rule\b", text)[1:]:
+            for key in ("log:", "benchmark:", "threads:", "mem_mb", "runtime"):
+                assert key in block, (smk.name, block.splitlines()[0], key)

@@ -36,6 +36,10 @@ for _name in ("fig2", "fig3", "fig4", "fig8", "fig9"):
             cfg=fig_cfg,
             ref=ref_dir() if _name != "fig3" else None,
             name=_name,
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
         log:
             log_of(f"figures/{_name}"),
         benchmark:

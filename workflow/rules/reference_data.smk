@@ -40,6 +40,10 @@ rule reference_check:
     params:
         ref=ref_dir(),
         cfg=lambda w: as_json({"losses": config["losses"]}),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         log_of("reference/check"),
     benchmark:

@@ -94,6 +94,10 @@ rule select:
         code=code("calibrate"),
     output:
         "results/calibration/select.parquet",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         log_of("calibration/select"),
     benchmark:
@@ -109,6 +113,10 @@ rule collect_meso:
         cells=expand("results/sweep/meso/l{l}/k{k}.parquet", l=L_VALUES(), k=K_VALUES()),
     output:
         "results/calibration/meso.parquet",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         log_of("calibration/collect_meso"),
     benchmark:
@@ -128,6 +136,10 @@ rule fit:
         "results/calibration/fit/l{l}.parquet",
     params:
         cfg=lambda w: as_json(config["fit"]),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         log_of("calibration/fit/l{l}"),
     benchmark:
@@ -175,6 +187,10 @@ rule optimum_table:
     output:
         table="results/calibration/optimum.parquet",
         csv="results/calibration/optimum.csv",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         log_of("calibration/optimum"),
     benchmark:
