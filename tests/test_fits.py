@@ -72,7 +72,7 @@ def test_fit_optimum_recovers_and_errors_shrink_with_noise():
 
 def test_fit_temperature():
     T = np.array([0.1, 0.2, 0.3, 0.4])
-    out = fits.fit_temperature(T, (T - 0.27) ** 2)
+    out = fits.fit_temperature(T, (T - 0.27) ** 2, half_width=None)
     assert out["T_hat"] == pytest.approx(0.27, abs=1e-6)
     out = fits.fit_temperature(T, T)
     assert out["T_hat"] == 0.1 and not out["convex"]

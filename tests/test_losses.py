@@ -237,7 +237,7 @@ def test_quench_loss_zero_on_itself():
     out = Lo.quench_loss(p, p)
     assert out["L_quench"] == 0.0
     assert Lo.quench_loss(probe_table(3, 2, shift=0.3), p)["L_quench"] > 0.1
-    assert math.isfinite(out["L_mean_tau_c_a90"])
+    assert math.isfinite(out["L_mean_tau_c_a90"]) and "L_mean_tau_i_a0" not in out and "L_mean_sigma_vm_a0" in out
 
 
 def test_scaled_macro_loss_matches_scaling_the_table(tmp_path):

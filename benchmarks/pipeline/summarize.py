@@ -9,8 +9,11 @@ rows = []
 for f in (work / "results" / "benchmarks").rglob("*.tsv"):
     s = pd.read_csv(f, sep="\t")["s"].iloc[-1]
     rule = f.relative_to(work / "results" / "benchmarks").parts
-    rows.append({"stage": "/".join(rule[:2]) if rule[0] == "sweep" else rule[0] + "/" + rule[1].split(".")[0].split("l")[0],
-                 "job": "/".join(rule), "seconds": s})
+    import re
+
+    parts = [q.removesuffix(".tsv") for q in rule]
+    stage = "/".join(q for q in parts if not re.fullmatch(r"[lkb][0-9.]+", q))
+    rows.append({"stage": stage, "job": "/".join(rule), "seconds": s})
 df = pd.DataFrame(rows)
 g = df.groupby("stage")["seconds"].agg(["count", "sum", "mean", "max"]).round(2)
 print(g.to_string())

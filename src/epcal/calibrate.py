@@ -37,7 +37,7 @@ import pandas as pd
 
 from . import code_version
 from .fits import fit_optimum, fit_temperature
-from .losses import (MESO_MAGNITUDES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
+from .losses import (MESO_MAGNITUDES, QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
                      meso_magnitudes, meso_sums, relative_loss, select_probe)
 from .schema import GAMMA_STATIONARY
 
@@ -288,8 +288,10 @@ def fit(tables: list[pd.DataFrame], cfg: dict) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- KMC temperature
 def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int = 1, log=print) -> pd.DataFrame:
-    """Scan the KMC temperature; L_quench(T) = mean L[F] of the 8 quenched-state magnitudes
-    at R ~ 30 over ``alpha`` (default 0 and 90 degrees), with replica bootstrap rows.
+    """Scan the KMC temperature; L_quench(T) = mean L[F] of the quenched-state magnitudes
+    (:data:`epcal.losses.QUENCH_MAGNITUDES`: mean and std of sigma_vm, tau_c, delta_tau_c,
+    drop_tau_c and std of tau_i) at the reference's R nearest ``R`` over ``alpha`` (default 0
+    and 90 degrees), with replica bootstrap rows.
 
     ``cfg`` keys: model, seed, T (grid), replicas, n_boot, R, alpha, stride.
     """
@@ -304,8 +306,10 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
     n_boot = int(cfg.get("n_boot", 0))
     rng = np.random.default_rng(int(cfg["seed"]) + 17)
     W = np.vstack([np.ones((1, len(reps)))] + ([_boot_weights(rng, n_boot, len(reps))] if n_boot else []))
-    ref_mag = {a: np.array([meso_magnitudes(select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet"))[m]
-                            for m in MESO_MAGNITUDES]) for a in alphas}
+    allm = [f"{s}_{q}" for q in QUENCH_QUANTITIES for s in ("mean", "std")]
+    keep = np.array([m in QUENCH_MAGNITUDES for m in allm])
+    ref_mag = {a: np.array([meso_magnitudes(select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet"),
+                                            QUENCH_QUANTITIES)[m] for m in allm])[keep] for a in alphas}
     rows = []
     for T in grid_values(cfg["T"]):
         spec = probe_spec([n], alphas, ("quench",), cfg.get("stride", 1))
@@ -314,7 +318,7 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
         Ls = []
         for a in alphas:
             rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table")
-            mags = magnitudes_from_sums(*meso_sums(rows_a, reps), W)
+            mags = magnitudes_from_sums(*meso_sums(rows_a, reps, QUENCH_QUANTITIES), W)[:, keep]
             Ls.append(relative_loss(mags, ref_mag[a][None, :]))
         L = np.concatenate(Ls, axis=1).mean(axis=1)
         rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": np.arange(-1, W.shape[0] - 1),
@@ -330,9 +334,10 @@ def _boot_weights(rng, n_boot, R):
     return Wb
 
 
-def temperature_optimum(scan: pd.DataFrame) -> dict:
+def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1) -> dict:
     out = {}
-    per = {b: fit_temperature(g["T"].to_numpy(), g["L_quench"].to_numpy()) for b, g in scan.groupby("boot")}
+    per = {b: fit_temperature(g["T"].to_numpy(), g["L_quench"].to_numpy(), half_width)
+           for b, g in scan.groupby("boot")}
     out["T_hat"] = per[-1]["T_hat"]
     out["L_quench"] = per[-1]["L_quench"]
     bs = np.array([v["T_hat"] for b, v in per.items() if b >= 0])
@@ -340,13 +345,13 @@ def temperature_optimum(scan: pd.DataFrame) -> dict:
     return out
 
 
-def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame]) -> pd.DataFrame:
+def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame], T_half_width: float | None = 0.1) -> pd.DataFrame:
     """The final table: fit per l plus the KMC temperature per l."""
     opt = pd.concat(fits, ignore_index=True)
     Ts = {}
     for s in scans:
         for l, g in s.groupby("l"):
-            Ts[round(float(l), 6)] = temperature_optimum(g)
+            Ts[round(float(l), 6)] = temperature_optimum(g, T_half_width)
     for col in ("T_hat", "T_hat_err", "L_quench"):
         opt[col] = [Ts.get(round(float(l), 6), {}).get(col, float("nan")) for l in opt["l"]]
     first = ["l", "k_hat", "k_hat_err", "lam_hat", "lam_hat_err", "chi_hat", "chi_hat_err", "T_hat", "T_hat_err",

@@ -127,20 +127,8 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
     return pd.DataFrame(rows)
 
 
-def fit_temperature(T, L) -> dict:
-    """T_hat from a quench-loss scan: parabola through the 3 temperatures around the discrete minimum
-    (the discrete minimum itself when it lies at the end of the scan or the parabola is not convex)."""
-    T = np.asarray(T, float)
-    L = np.asarray(L, float)
-    ok = np.isfinite(T) & np.isfinite(L)
-    if not ok.any():
-        raise ValueError("quench temperature: no finite L_quench values")
-    o = np.argsort(T[ok])
-    Ts, Ls = T[ok][o], L[ok][o]
-    j = int(np.argmin(Ls))
-    if 0 < j < len(Ts) - 1:
-        c, b, a = np.polyfit(Ts[j - 1:j + 2], Ls[j - 1:j + 2], 2)
-        if c > 0:
-            th = float(np.clip(-b / (2 * c), Ts[j - 1], Ts[j + 1]))
-            return {"T_hat": th, "L_quench": float(a + b * th + c * th * th), "convex": True}
-    return {"T_hat": float(Ts[j]), "L_quench": float(Ls[j]), "convex": False}
+def fit_temperature(T, L, half_width: float | None = 0.1) -> dict:
+    """T_hat from a quench-loss scan: least-squares parabola over the temperatures within
+    ``half_width`` of the discrete minimum (at least the 3 nearest), as :func:`fit_parabola`."""
+    f = fit_parabola(T, L, half_width)
+    return {"T_hat": f.k_hat, "L_quench": f.L_hat, "convex": f.convex}

@@ -62,6 +62,12 @@ from .schema import DELTA_GAMMA, GAMMA_STATIONARY, MACRO, PROBE, TableError, val
 MACRO_OBS = ("sigma", "drop", "incr")
 MESO_QUANTITIES = ("tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
 MESO_MAGNITUDES = tuple(f"{s}_{q}" for q in MESO_QUANTITIES for s in ("mean", "std"))
+#: Quenched-state magnitudes of the KMC temperature calibration (appendix A.3): the quenched state is
+#: isotropic, so mean tau_i vanishes (its relative error would be noise over ~0); the von Mises stress
+#: (mean and std) measures the amplitude of the frozen-in stress field instead.
+QUENCH_QUANTITIES = ("sigma_vm",) + MESO_QUANTITIES
+QUENCH_MAGNITUDES = tuple(m for m in (f"{s}_{q}" for q in QUENCH_QUANTITIES for s in ("mean", "std"))
+                          if m != "mean_tau_i")
 LOSS_COLUMNS = ("L_sigma", "L_drop", "L_incr", "L_macro", "L_meso_plus", "L_meso_minus", "L_stat")
 
 
@@ -308,16 +314,16 @@ def select_probe(probe: pd.DataFrame, state: str, R: float, alpha: float, source
     return d[np.isclose(d["R"].to_numpy(float), r)]
 
 
-def meso_sums(rows: pd.DataFrame, replicas: np.ndarray | None = None):
-    """Per-replica (count, sum x, sum x^2) for the four quantities: arrays (n_rep, 4)."""
+def meso_sums(rows: pd.DataFrame, replicas: np.ndarray | None = None, quantities=MESO_QUANTITIES):
+    """Per-replica (count, sum x, sum x^2) of ``quantities``: arrays (n_rep, 1), (n_rep, q), (n_rep, q)."""
     rep = rows["replica"].to_numpy(np.int64)
     replicas = np.unique(rep) if replicas is None else replicas
     pos = np.searchsorted(replicas, rep)
     ok = (pos < len(replicas)) & (replicas[np.minimum(pos, len(replicas) - 1)] == rep)
-    X = rows[list(MESO_QUANTITIES)].to_numpy(float)[ok]
+    X = rows[list(quantities)].to_numpy(float)[ok]
     pos = pos[ok]
     n = np.zeros((len(replicas), 1))
-    s1 = np.zeros((len(replicas), len(MESO_QUANTITIES)))
+    s1 = np.zeros((len(replicas), len(quantities)))
     s2 = np.zeros_like(s1)
     np.add.at(n, pos, 1.0)
     np.add.at(s1, pos, X)
@@ -326,21 +332,21 @@ def meso_sums(rows: pd.DataFrame, replicas: np.ndarray | None = None):
 
 
 def magnitudes_from_sums(n, s1, s2, weights: np.ndarray) -> np.ndarray:
-    """(B, 8) array of magnitudes in MESO_MAGNITUDES order (mean, std per quantity)."""
+    """(B, 2q) array of magnitudes (mean, std per quantity), MESO_MAGNITUDES order for the default quantities."""
     N = weights @ n
     with np.errstate(invalid="ignore", divide="ignore"):
         m = (weights @ s1) / N
         v = np.maximum((weights @ s2) / N - m * m, 0.0)
-    out = np.empty((weights.shape[0], 2 * len(MESO_QUANTITIES)))
+    out = np.empty((weights.shape[0], 2 * s1.shape[1]))
     out[:, 0::2] = m
     out[:, 1::2] = np.sqrt(v)
     return out
 
 
-def meso_magnitudes(rows: pd.DataFrame) -> dict[str, float]:
-    X = rows[list(MESO_QUANTITIES)].to_numpy(float)
+def meso_magnitudes(rows: pd.DataFrame, quantities=MESO_QUANTITIES) -> dict[str, float]:
+    X = rows[list(quantities)].to_numpy(float)
     out = {}
-    for j, q in enumerate(MESO_QUANTITIES):
+    for j, q in enumerate(quantities):
         out[f"mean_{q}"] = float(X[:, j].mean()) if len(X) else float("nan")
         out[f"std_{q}"] = float(X[:, j].std()) if len(X) else float("nan")
     return out
@@ -476,13 +482,13 @@ class Evaluator:
 
 def quench_loss(ep_probe: pd.DataFrame, ref_probe: pd.DataFrame, R: float = 30.0,
                 alphas=(0.0, 90.0), ref_source: str = "reference probe.parquet") -> dict:
-    """Mean L[F] of the 8 magnitudes in the quenched state over ``alphas`` (for the KMC temperature)."""
+    """Mean L[F] of the QUENCH_MAGNITUDES in the quenched state over ``alphas`` (KMC temperature)."""
     Ls = []
     out = {}
     for a in alphas:
-        r = meso_magnitudes(select_probe(ref_probe, "quench", R, a, ref_source))
-        e = meso_magnitudes(select_probe(ep_probe, "quench", R, a, "EPM probe table"))
-        for k in MESO_MAGNITUDES:
+        r = meso_magnitudes(select_probe(ref_probe, "quench", R, a, ref_source), QUENCH_QUANTITIES)
+        e = meso_magnitudes(select_probe(ep_probe, "quench", R, a, "EPM probe table"), QUENCH_QUANTITIES)
+        for k in QUENCH_MAGNITUDES:
             L = float(relative_loss(e[k], r[k]))
             out[f"L_{k}_a{a:g}"] = L
             Ls.append(L)

@@ -160,7 +160,7 @@ rule quench_temperature:
         "results/calibration/quench/l{l}.parquet",
     params:
         ref=ref_dir(),
-        cfg=lambda w: as_json({**strip(config["quench"], "resources", "enabled"), "model": config["model"],
+        cfg=lambda w: as_json({**strip(config["quench"], "resources", "enabled", "half_width"), "model": config["model"],
                                "seed": config["seed"]}),
     threads: res("quench", "threads", 1)
     resources:
@@ -187,6 +187,8 @@ rule optimum_table:
     output:
         table="results/calibration/optimum.parquet",
         csv="results/calibration/optimum.csv",
+    params:
+        cfg=lambda w: as_json({"half_width": config["quench"]["half_width"]}),
     threads: 1
     resources:
         mem_mb=1000,
@@ -198,5 +200,5 @@ rule optimum_table:
     conda:
         "../../envs/epcal.yaml"
     shell:
-        "{EPCAL} optimum --fits {input.fits} --temperatures {input.temperatures} --out {output.table} "
+        "{EPCAL} optimum --fits {input.fits} --temperatures {input.temperatures} --cfg {params.cfg:q} --out {output.table} "
         "--csv {output.csv} 2> {log}"

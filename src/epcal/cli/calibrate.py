@@ -151,7 +151,9 @@ def cmd_optimum(a):
     from epcal.calibrate import optimum_table
     from epcal.schema import read_table
 
-    opt = optimum_table([read_table(p) for p in a.fits], [read_table(p) for p in a.temperatures])
+    cfg = _cfg(a.cfg)
+    opt = optimum_table([read_table(p) for p in a.fits], [read_table(p) for p in a.temperatures],
+                        cfg.get("half_width", 0.1))
     _write(opt, a.out, "optimum")
     if a.csv:
         opt.to_csv(a.csv, index=False)
@@ -228,7 +230,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Scan the KMC quench temperature against the reference's quenched-state statistics",
             ref=True, threads=True)
     p.add_argument("--fit", required=True, help="fit table of this l")
-    p = add("optimum", cmd_optimum, "Assemble results/calibration/optimum.parquet", cfg=False)
+    p = add("optimum", cmd_optimum, "Assemble results/calibration/optimum.parquet (cfg: the quench slice, half_width)")
     p.add_argument("--fits", nargs="+", required=True)
     p.add_argument("--temperatures", nargs="*", default=[])
     p.add_argument("--csv", default=None, help="also write a CSV copy")
