@@ -17,7 +17,10 @@ from snakemake.utils import validate
 validate(config["reference"]["atomistic"], "../schemas/atomistic.schema.yaml")
 ATOM = config["reference"]["atomistic"]
 ATOM_OUT = ATOM.get("outdir", "results/reference/atomistic")
-ATOM_REPLICAS = list(range(ATOM["n_samples"]))
+ATOM_REPLICAS = list(ATOM.get("replicas", range(ATOM["n_samples"])))
+if len(ATOM_REPLICAS) != ATOM["n_samples"]:
+    raise ValueError(f"reference.atomistic: 'replicas' lists {len(ATOM_REPLICAS)} samples, "
+                     f"n_samples is {ATOM['n_samples']}")
 ATOM_CHUNKS = list(range(ATOM.get("probe_chunks", 1)))
 
 

@@ -231,6 +231,14 @@ def cmd_tables(args) -> int:
     write_table(macro, out / "macro.parquet", meta, MACRO)
     write_table(steps.reset_index(drop=True), out / "macro_steps.parquet", meta)
     write_table(probes, out / "probe.parquet", meta, PROBE)
+    # equilibration traces of the liquids (energy plateau, F_s decorrelation), when next to the infos
+    traces = []
+    for p, d in zip(args.infos, infos):
+        tp = Path(p).with_name(f"equilibration_{d['replica']}.parquet")
+        if tp.exists():
+            traces.append(pd.read_parquet(tp).assign(replica=int(d["replica"])))
+    if traces:
+        write_table(pd.concat(traces, ignore_index=True), out / "equilibration.parquet", meta)
     G = [d["moduli"]["G"] for d in infos]
     B = [d["moduli"]["B"] for d in infos]
     wall = {}
