@@ -12,12 +12,20 @@ CORES="${1:-2}"
 WORK="${2:-/tmp/epcal-bench-paper}"
 KGRID="${3:-}"
 mkdir -p "$WORK"
-EXTRA=(--config 'l=[6.6]')
-if [ -n "$KGRID" ]; then EXTRA+=("k=$KGRID"); fi
+# the paper's config restricted to l = 6.6 (and optionally a k subset); snakemake's --config cannot
+# set one-letter keys, so a derived config file is written
+"$ROOT/.venv/bin/python" - "$ROOT/config/paper.yaml" "$WORK/paper_l66.yaml" "$KGRID" <<'PY'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg["l"] = [6.6]
+if sys.argv[3]:
+    cfg["k"] = yaml.safe_load(sys.argv[3])
+yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
+PY
 SNAKEMAKE="${SNAKEMAKE:-$ROOT/.venv/bin/snakemake}"
 start=$(date +%s)
-"$SNAKEMAKE" -s "$ROOT/Snakefile" --directory "$WORK" --configfile "$ROOT/config/paper.yaml" \
-    "${EXTRA[@]}" -c "$CORES" -q --rerun-incomplete results/calibration/fit/l6.6.parquet
+"$SNAKEMAKE" results/calibration/fit/l6.6.parquet -s "$ROOT/Snakefile" --directory "$WORK" \
+    --configfile "$WORK/paper_l66.yaml" -c "$CORES" -q --rerun-incomplete
 end=$(date +%s)
 echo "wall seconds: $((end - start)) on $CORES cores"
 "$ROOT/.venv/bin/python" "$HERE/summarize.py" "$WORK"

@@ -82,8 +82,11 @@ class Reference:
     path: str = "<reference>"
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "Reference":
-        return cls(*read_reference_dir(path), path=str(path))
+    def from_dir(cls, path: str | Path, validate: bool = True, alphas=None) -> "Reference":
+        """Read a reference directory; ``validate=False`` skips the table checks (done once by the
+        pipeline's reference_check rule) and ``alphas`` reads only the probe rows at those
+        orientations (mod 180), which is what the sweeps need."""
+        return cls(*read_reference_dir(path, validate=validate, alphas=alphas), path=str(path))
 
     @property
     def shear_modulus(self) -> float:
@@ -98,7 +101,15 @@ REFERENCE_KEYS = {"domain_length": (int, float), "shear_modulus": (int, float),
                   "bulk_modulus": (int, float), "delta_gamma": (int, float), "description": (str,)}
 
 
-def read_reference_dir(path: str | Path, need_probe_states=("stationary",)):
+def _alpha_filters(alphas):
+    out = []
+    for a in alphas:
+        for b in (a % 180.0, a % 180.0 - 180.0, a % 180.0 + 180.0):
+            out.append([("alpha", ">=", b - 1e-6), ("alpha", "<=", b + 1e-6)])
+    return out
+
+
+def read_reference_dir(path: str | Path, need_probe_states=("stationary",), validate: bool = True, alphas=None):
     """Read and validate a reference directory; errors name the file and the column/key."""
     import yaml
 
@@ -127,6 +138,10 @@ def read_reference_dir(path: str | Path, need_probe_states=("stationary",)):
             problems.append(f"{files['reference.yaml']}: key '{key}' = {meta[key]!r}, expected > 0")
     if problems:
         raise TableError("\n".join(problems))
+    if not validate:
+        macro = pd.read_parquet(files["macro.parquet"])
+        probe = pd.read_parquet(files["probe.parquet"], filters=_alpha_filters(alphas) if alphas else None)
+        return macro, probe, meta
     macro = _read_checked(files["macro.parquet"], MACRO)
     probe = _read_checked(files["probe.parquet"], PROBE)
     st = set(probe["state"].astype(str))

@@ -38,10 +38,19 @@ def _write(df, path, stage, cfg=None, **extra):
     _log(f"wrote {path} ({len(df)} rows)")
 
 
-def _ref(path):
+def _ref(path, fast_alphas=None):
+    """The reference; with ``fast_alphas`` (a stage downstream of reference-check) the tables are not
+    re-validated and only the probe rows at those orientations are read."""
     from epcal.losses import Reference
 
-    return Reference.from_dir(path)
+    if fast_alphas is None:
+        return Reference.from_dir(path)
+    return Reference.from_dir(path, validate=False, alphas=tuple(float(a) for a in fast_alphas))
+
+
+def _loss_alphas(cfg):
+    lo = cfg.get("losses") or {}
+    return (lo.get("alpha_plus", 0.0), lo.get("alpha_minus", 90.0))
 
 
 # ----------------------------------------------------------------------------- verbs
@@ -98,7 +107,7 @@ def cmd_sweep_macro(a):
     from epcal.calibrate import sweep_macro_cell
 
     cfg = _cfg(a.cfg)
-    df = sweep_macro_cell(_ref(a.ref), float(a.l), float(a.k), cfg, threads=a.threads, log=_log)
+    df = sweep_macro_cell(_ref(a.ref, _loss_alphas(cfg)), float(a.l), float(a.k), cfg, threads=a.threads, log=_log)
     _write(df, a.out, "sweep-macro", cfg, l=float(a.l), k=float(a.k))
 
 
@@ -107,7 +116,7 @@ def cmd_sweep_meso(a):
     from epcal.schema import read_table
 
     cfg = _cfg(a.cfg)
-    df = sweep_meso_cell(_ref(a.ref), read_table(a.macro), cfg, threads=a.threads, log=_log)
+    df = sweep_meso_cell(_ref(a.ref, _loss_alphas(cfg)), read_table(a.macro), cfg, threads=a.threads, log=_log)
     _write(df, a.out, "sweep-meso", cfg)
 
 
@@ -140,7 +149,7 @@ def cmd_quench_temperature(a):
 
     cfg = _cfg(a.cfg)
     opt = read_table(a.fit).iloc[0]
-    ref = _ref(a.ref)
+    ref = _ref(a.ref, cfg.get("alpha", [0.0, 90.0]))
     if not (ref.probe["state"].astype(str) == "quench").any():
         raise ValueError(f"{a.ref}/probe.parquet: column 'state': no 'quench' rows; the KMC temperature "
                          "is calibrated on the reference's quenched state (set quench.enabled: false to skip)")
@@ -169,7 +178,7 @@ def cmd_optimum_ensemble(a):
     cfg = _cfg(a.cfg)
     opt = read_table(a.optimum)
     row = opt.loc[(opt["l"] - float(a.l)).abs().idxmin()]
-    ref_meta = _ref(a.ref).meta if a.ref else None
+    ref_meta = _ref(a.ref, [0.0]).meta if a.ref else None
     macro, probe, meta = optimum_ensemble(row, cfg, int(a.batch), threads=a.threads, ref_meta=ref_meta)
     write_table(macro, a.out_macro, meta, MACRO)
     write_table(probe, a.out_probe, meta, PROBE)
