@@ -52,7 +52,19 @@ def test_default_config_dry_run(tmp_path):
     c = job_counts(r.stdout)
     n_k = 9  # k = 1.00 ... 3.00 step 0.25
     assert c["sweep_macro"] == n_k and c["sweep_meso"] == n_k
-    assert c["optimum_table"] == 1 and c["fig3"] == 1 and c["reference_twin"] == 1
+    assert c["optimum_table"] == 1 and c["fig3"] == 1
+    # source: auto -> the twin, as long as no reference is shipped in resources/reference
+    assert c.get("reference_twin") == 1
+
+
+def test_auto_source_uses_a_shipped_reference(tmp_path):
+    ship = tmp_path / "resources"
+    ship.mkdir()
+    _reference(ship).rename(ship / "reference")
+    r = dry_run(tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    c = job_counts(r.stdout)
+    assert "reference_twin" not in c and c["reference_check"] == 1
 
 
 def test_paper_config_dry_run(tmp_path):

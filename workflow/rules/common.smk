@@ -12,6 +12,7 @@ from snakemake.settings.types import DeploymentMethod
 BASE = Path(workflow.basedir)
 SRC = BASE / "src" / "epcal"
 SCHEMA_FILE = BASE / "workflow" / "schemas" / "config.schema.yaml"
+REF_FILES = ("macro.parquet", "probe.parquet", "reference.yaml")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -71,6 +72,11 @@ def validate_config(cfg: dict, schema_file=SCHEMA_FILE) -> dict:
     _fill_defaults(schema, cfg, schema)
     # cross-key rules the schema cannot express
     ref = cfg["reference"]
+    if ref["source"] == "auto":
+        # the shipped (atomistic) reference when it exists, else the twin
+        path = Path(ref.get("tables", {}).get("path", "resources/reference"))
+        ref["source"] = "tables" if all((path / f).exists() for f in REF_FILES) else "twin"
+        ref["resolved_from"] = "auto"
     if ref["source"] == "twin":
         if "twin" not in ref:
             raise ValueError("invalid configuration: config key 'reference.twin' is missing, "
@@ -135,7 +141,6 @@ def res(stage, key, default):
 
 # ----------------------------------------------------------------------------- reference
 TWIN_DIR = "results/reference/twin"
-REF_FILES = ("macro.parquet", "probe.parquet", "reference.yaml")
 
 
 def ref_dir():
