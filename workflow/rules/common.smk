@@ -158,8 +158,8 @@ def ref_files():
 
 def check_reference_tables_now():
     """source: tables -> validate the user's tables before any job is scheduled."""
-    if config["reference"]["source"] != "tables":
-        return
+    if config["reference"]["source"] != "tables" or not workflow.is_main_process:
+        return  # jobs re-parse the Snakefile (cluster, local subprocesses): validate once, in the main process
     sys.path.insert(0, str(BASE / "src"))
     from epcal.losses import read_reference_dir
 
