@@ -197,3 +197,11 @@ def test_every_rule_declares_resources_log_benchmark():
         for block in re.split(r"(?m)^\s*rule\b", text)[1:]:
             for key in ("log:", "benchmark:", "threads:", "mem_mb", "runtime"):
                 assert key in block, (smk.name, block.splitlines()[0], key)
+
+
+@pytest.mark.parametrize("main,fragment", [("config.yaml", "atomistic_default.yaml"), ("paper.yaml", "atomistic_paper.yaml")])
+def test_atomistic_sections_match_their_fragments(main, fragment):
+    """config.yaml / paper.yaml carry the atomistic settings of config/atomistic_*.yaml verbatim."""
+    if not (ROOT / "config" / fragment).exists():
+        pytest.skip(f"config/{fragment} not present")
+    assert load(main)["reference"]["atomistic"] == load(fragment)["reference"]["atomistic"]
