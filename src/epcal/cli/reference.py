@@ -72,7 +72,7 @@ def register(sub) -> None:
     q.add_argument("--steps", nargs="+", required=True)
     q.add_argument("--probes", nargs="+", required=True)
     q.add_argument("--infos", nargs="+", required=True)
-    q.add_argument("--config", required=True, help="json of the atomistic config (provenance)")
+    q.add_argument("--config", required=True, help="the atomistic config (provenance): inline JSON or a JSON file")
     q.add_argument("--d-threshold", type=float, default=0.05)
     q.add_argument("--command", default="", help="command line recorded in the provenance")
     q.add_argument("--wall-times", nargs="*", default=[], help="snakemake benchmark files (provenance)")
@@ -218,7 +218,7 @@ def cmd_tables(args) -> int:
     from epcal.reference.tables import macro_from_steps, validate_reference_dir
     from epcal.schema import MACRO, PROBE, write_table
 
-    cfg = json.loads(Path(args.config).read_text())
+    cfg = json.loads(args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text())
     steps = pd.concat([pd.read_parquet(p) for p in args.steps], ignore_index=True).sort_values(["replica", "step"])
     probes = pd.concat([pd.read_parquet(p) for p in args.probes], ignore_index=True)
     probes = probes.sort_values(["state", "replica", "R", "alpha", "y", "x"]).reset_index(drop=True)
