@@ -173,8 +173,15 @@ class Patch:
         xn = self._relax_positions(start)
         return xn, xn[: self.n_mobile] - xa[: self.n_mobile]
 
-    def reversible(self, x_new: np.ndarray, k_new: int, x_old: np.ndarray, k_old: int, M) -> bool:
-        xb, _ = self.move(x_new, k_new, k_old, M)
+    def reversible(self, x_new: np.ndarray, k_new: int, x_old: np.ndarray, k_old: int, M, v=None) -> bool:
+        """Strain back from k_new to k_old and relax: does every relaxed atom return to ``x_old``?
+
+        ``v``: tangent (non-affine displacement per grid step) of the branch; the back
+        relaxation starts from the affine back-map shifted by -v*(k_new-k_old), the
+        expected elastic response, never from ``x_old`` itself (which would decide nothing).
+        """
+        guess = None if v is None else -v * (k_new - k_old)
+        xb, _ = self.move(x_new, k_new, k_old, M, guess)
         return float(np.abs(xb[: self.n_mobile] - x_old[: self.n_mobile]).max()) < self.tol_rev
 
     # ----------------------------------------------------------------- tests
@@ -197,37 +204,38 @@ class Patch:
         k, x, v = 0, self.x_init, None
         coarse = max(1, int(coarse))
 
-        def ok(x_old, k_old, x_new, k_new, u, pred):
+        def ok(x_old, k_old, x_new, k_new, u, pred, v_old):
             if k_new - k_old == 1:
-                return self.reversible(x_new, k_new, x_old, k_old, M)
+                return self.reversible(x_new, k_new, x_old, k_old, M, v_old)
             return float(np.abs(u - pred).max()) < self.tol_pred
 
         while k < k_max:
             h = 1 if v is None else min(coarse, k_max - k)
-            pred = None if h == 1 else v * h
+            pred = None if v is None else v * h
             x_new, u = self.move(x, k, k + h, M, pred)
-            if ok(x, k, x_new, k + h, u, pred):
+            if ok(x, k, x_new, k + h, u, pred, v):
                 x, k, v = x_new, k + h, u / h
                 continue
             if h == 1:
                 return self._result(alpha, k, x, x_new, n0, t0)
             # something happened within (k, k+h]: bisection on the grid
-            lo, x_lo, v_lo, hi = k, x, v, k + h
+            lo, x_lo, v_lo, hi, x_hi = k, x, v, k + h, None
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 m = mid - lo
-                pred = None if m == 1 else v_lo * m
+                pred = v_lo * m
                 x_mid, u_mid = self.move(x_lo, lo, mid, M, pred)
-                if ok(x_lo, lo, x_mid, mid, u_mid, pred):
+                if ok(x_lo, lo, x_mid, mid, u_mid, pred, v_lo):
                     lo, x_lo, v_lo = mid, x_mid, u_mid / m
                 else:
-                    hi = mid
-            if hi - lo == 1 and hi == lo + 1:
-                x_f, u_f = self.move(x_lo, lo, lo + 1, M)
-                if not self.reversible(x_f, lo + 1, x_lo, lo, M):
-                    return self._result(alpha, lo, x_lo, x_f, n0, t0)
-                # only curvature, no instability: go on from the next grid point
-                x, k, v = x_f, lo + 1, u_f
+                    hi, x_hi = mid, (x_mid if m == 1 else None)
+            if x_hi is not None:  # the single grid step lo -> lo+1 was tested directly: not elastic
+                return self._result(alpha, lo, x_lo, x_hi, n0, t0)
+            x_f, u_f = self.move(x_lo, lo, lo + 1, M, v_lo)
+            if not self.reversible(x_f, lo + 1, x_lo, lo, M, v_lo):
+                return self._result(alpha, lo, x_lo, x_f, n0, t0)
+            # only curvature, no instability: go on from the next grid point
+            x, k, v = x_f, lo + 1, u_f
         return None
 
     def _result(self, alpha, k_c, x_c, x_f, n0, t0) -> ProbeResult:
@@ -241,11 +249,11 @@ class Patch:
         t0 = time.perf_counter()
         n0 = self.n_min
         M = m_tensor(alpha)
-        k, x = 0, self.x_init
+        k, x, v = 0, self.x_init, None
         while k < k_max:
-            x_new, _ = self.move(x, k, k + 1, M)
-            if self.reversible(x_new, k + 1, x, k, M):
-                x, k = x_new, k + 1
+            x_new, u = self.move(x, k, k + 1, M, v)
+            if self.reversible(x_new, k + 1, x, k, M, v):
+                x, k, v = x_new, k + 1, u
                 continue
             sigma_c = self._stress_at(x)
             sigma_f = self._stress_at(x_new)
