@@ -233,3 +233,16 @@ def test_stationary_state_forgets_the_initial_condition():
     quen = macro_summary(run_ensemble(p, range(6), seed=31, gamma_max=1.5, T_quench=0.2).macro)
     assert quen["sigma_mean"] == pytest.approx(rand["sigma_mean"], rel=0.04)
     assert quen["drop_mean"] == pytest.approx(rand["drop_mean"], rel=0.2)
+
+
+def test_runaway_avalanche_is_detected_not_hung():
+    """chi < 1 at low lambda: synchronous slips near gamma_max overshoot collectively; the engine
+    aborts the avalanche with a clear error instead of looping with exploding stresses."""
+    from epcal.simulate import RunawayAvalanche
+
+    p = EPMParams.for_element_length(6.6, 1.5, 0.5, 0.5)
+    model = Model(p)
+    rng = rng_for(p, 2021, 1, 0)
+    st = model.random_state(rng)
+    with pytest.raises(RunawayAvalanche, match="runaway avalanche"):
+        model.drive(st, rng, 2.0)

@@ -29,6 +29,13 @@ from .slip import renew_element, rng_uniform, slip_amplitude
 #: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
 ACTIVE = 0.0
 MAX_RELAX_STEPS = 1_000_000
+#: an avalanche with more than FRACTURE_LIMIT slips per element is a runaway and is aborted.
+#: Synchronous slips are each bounded by their own dissipation limit (Eq. 6), but many
+#: simultaneous slips near gamma_max (chi < 1) can overshoot collectively (the uniform
+#: response C is stiffer than the Eshelby self-response f) and the stresses then grow
+#: geometrically.  The authors' code aborts such "fractured" relaxations the same way.
+FRACTURE_LIMIT = 20
+RUNAWAY_MESSAGE = "runaway avalanche (more than FRACTURE_LIMIT slips per element)"
 
 
 def reduce_kernel(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +153,8 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
             slip_count[e] += 1
             cache[0, e] = -np.inf
         total += nact
+        if total > FRACTURE_LIMIT * E:
+            raise RuntimeError(RUNAWAY_MESSAGE)
     raise RuntimeError("relaxation did not converge")
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dynamics import ACTIVE, CACHE_MARGIN, MAX_RELAX_STEPS
+from .dynamics import ACTIVE, CACHE_MARGIN, FRACTURE_LIMIT, MAX_RELAX_STEPS, RUNAWAY_MESSAGE
 from .slip import renew_element, slip_amplitude
 
 
@@ -208,6 +208,8 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                         renew_element(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef)
                         ov[x] = True
                     slips += nact
+                    if slips > FRACTURE_LIMIT * m:
+                        raise RuntimeError(RUNAWAY_MESSAGE)
                 sf0 = 0.0
                 sf1 = 0.0
                 sf2 = 0.0

@@ -29,6 +29,25 @@ from .slip import SlipSystems, make_rng_state, slip_stiffness_coefficients
 PURPOSE_DYNAMICS, PURPOSE_PROBE_QUENCH, PURPOSE_PROBE_STATIONARY = 0, 1, 2
 
 
+class RunawayAvalanche(RuntimeError):
+    """An avalanche did not stop: more than FRACTURE_LIMIT slips per element (see dynamics).
+
+    Happens for slip amplitudes close to gamma_max (small chi) when many elements slip
+    at once; callers sweeping parameters treat such a point as failed.
+    """
+
+
+def _engine_call(fn, *args, context: str = ""):
+    from .dynamics import RUNAWAY_MESSAGE
+
+    try:
+        return fn(*args)
+    except RuntimeError as exc:
+        if RUNAWAY_MESSAGE in str(exc):
+            raise RunawayAvalanche(f"{context}: {RUNAWAY_MESSAGE}") from None
+        raise
+
+
 @dataclasses.dataclass
 class LatticeState:
     """Everything that defines an EPM configuration (see :mod:`epcal.dynamics`)."""
@@ -102,8 +121,9 @@ class Model:
         E = p.L * p.L
         block = E if block is None else int(block)
         history = np.zeros((max_blocks, 2))
-        events, blocks, ok = kmc_quench(*self._args(state), float(T), rng, p.k, p.lam, p.chi, self.f_coef,
-                                        state.slip_count, block, rtol, min_blocks, max_blocks, history)
+        events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, p.k, p.lam, p.chi,
+                                          self.f_coef, state.slip_count, block, rtol, min_blocks, max_blocks,
+                                          history, context=f"KMC quench at T = {T} with {p}")
         state.eps_pl[:] = 0.0
         return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
 
@@ -131,8 +151,9 @@ class Model:
             rb = np.empty(chunk)
             ra = np.empty(chunk)
             rn = np.empty(chunk, np.int64)
-            n, cnt, done = aqs(*self._args(state), p.G, self.dgamma, n, n_end, stop_at_zero_stress, skip,
-                               rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra, rn)
+            n, cnt, done = _engine_call(aqs, *self._args(state), p.G, self.dgamma, n, n_end, stop_at_zero_stress,
+                                        skip, rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra,
+                                        rn, context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
             state.step = int(n)
             rows_step.append(rs[:cnt]); rows_b.append(rb[:cnt]); rows_a.append(ra[:cnt]); rows_s.append(rn[:cnt])
             if done:
@@ -169,9 +190,9 @@ class Model:
         alpha = np.deg2rad(np.asarray(alpha_deg, float))
         out = np.empty((len(corners), len(n_arr), len(alpha), 11))
         sys = state.systems
-        probe_kernel(state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, p.L, p.G,
-                     n_arr, kd, kx, off, pf, pf_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
-                     p.k, p.lam, p.chi, self.f_coef, out)
+        _engine_call(probe_kernel, state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef,
+                     p.L, p.G, n_arr, kd, kx, off, pf, pf_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
+                     p.k, p.lam, p.chi, self.f_coef, out, context=f"local shear test with {p}")
         return out, corners
 
 
