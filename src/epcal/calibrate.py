@@ -40,6 +40,7 @@ from .fits import fit_optimum, fit_temperature
 from .losses import (MESO_MAGNITUDES, QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
                      meso_magnitudes, meso_sums, relative_loss, select_probe)
 from .schema import GAMMA_STATIONARY
+from .simulate import RunawayAvalanche
 
 
 # --------------------------------------------------------------------------- engine access
@@ -149,7 +150,11 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
     def true_eval(lam, chi, stage):
         nonlocal n_runs
         p = model_params(l, k, lam, chi, model)
-        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), threads=threads)
+        try:
+            ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), threads=threads)
+        except RunawayAvalanche as exc:  # no stationary flow at this point: never the optimum
+            log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{stage}] skipped: {exc}")
+            return float("inf")
         n_runs += len(reps)
         r = ev.evaluate(ens.macro, None, n_boot=n_boot, seed=_boot_seed(seed, l, k, lam, chi))
         r = r.assign(l=float(l), k=float(k), lam=float(lam), chi=float(chi), stage=stage)
@@ -170,7 +175,11 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
         def scan(chi):
             nonlocal n_runs
             p = model_params(l, k, lam0, chi, model)
-            ens = run(p, coarse, seed, cfg.get("gamma_max", 2.0), threads=threads)
+            try:
+                ens = run(p, coarse, seed, cfg.get("gamma_max", 2.0), threads=threads)
+            except RunawayAvalanche as exc:
+                log(f"l={l} k={k} chi={chi:.4g} surrogate skipped: {exc}")
+                return
             n_runs += len(coarse)
             obs_all = macro_observables(ens.macro, 0.0)
             Ls = []
@@ -269,7 +278,11 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
         n = p.patch_size(ev.ref_R)  # the EPM patch whose R is nearest the reference's R
         spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
                           cfg.get("stride", 1))
-        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), probe=spec, threads=threads)
+        try:
+            ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), probe=spec, threads=threads)
+        except RunawayAvalanche as exc:
+            log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{origin}] skipped: {exc}")
+            continue
         r = ev.evaluate(ens.macro, ens.probe, n_boot=int(cfg.get("n_boot", 0)),
                         seed=_boot_seed(seed, l, k), details=True)
         r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n, origin=origin)
