@@ -89,3 +89,24 @@ def test_lammps_pair_energy_two_atoms(r):
         u, fm = pot.pair_energy_force(np.array([r]), s, e)
         assert ev["pe"] == pytest.approx(u[0], rel=1e-12, abs=1e-13)
         assert f[1, 0] == pytest.approx(fm[0], rel=1e-10, abs=1e-12)  # repulsive = positive on the right atom
+
+
+def test_sparse_hessian_matches_finite_differences_of_forces():
+    from epcal.reference.newton import energy_forces_hessian
+
+    rng = np.random.default_rng(5)
+    m = 6
+    x = np.array([(i, j) for i in range(m) for j in range(m)], float) * 1.05 + rng.uniform(-0.1, 0.1, (m * m, 2))
+    types = rng.integers(1, 3, m * m)
+    E, F, H = energy_forces_hessian(x, types)
+    # energy and forces agree with the independent O(N^2) implementation (open box: huge periodic cell)
+    E2, F2, _ = pot.energy_forces_virial(x, types, 1e3, 1e3, 0.0)
+    assert E == pytest.approx(E2, rel=1e-12) and np.abs(F - F2).max() < 1e-10
+    h = 1e-6
+    Hd = H.toarray()
+    for k in rng.choice(2 * m * m, 12, replace=False):
+        xp, xm = x.copy(), x.copy()
+        xp.ravel()[k] += h
+        xm.ravel()[k] -= h
+        col = -(energy_forces_hessian(xp, types, False)[1] - energy_forces_hessian(xm, types, False)[1]).ravel() / (2 * h)
+        assert np.abs(col - Hd[:, k]).max() < 1e-4 * max(1.0, np.abs(col).max())

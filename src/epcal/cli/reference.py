@@ -61,6 +61,8 @@ def register(sub) -> None:
     q.add_argument("--grid", type=float, required=True, help="grid spacing of patch centres")
     q.add_argument("--coarse", type=int, default=20, help="coarse step in units of dgamma")
     q.add_argument("--ftol", type=float, default=1e-8)
+    q.add_argument("--solver", choices=("newton", "cg"), default="newton",
+                   help="patch relaxation: modified Newton with the sparse Hessian (CG fallback) or LAMMPS CG only")
     q.add_argument("--gamma-max", type=float, default=0.5, help="give up a test beyond this local strain")
     q.add_argument("--chunk", type=int, default=0, help="this job's share of the grid: centres ic with ic %% n == chunk")
     q.add_argument("--n-chunks", type=int, default=1)
@@ -196,7 +198,7 @@ def cmd_probe(args) -> int:
     n_patch = 0
     for key, new in lys.probe_state(st, args.state_name, args.replica, args.R, args.alpha, args.grid,
                                     coarse=args.coarse, ftol=args.ftol, k_max=k_max, done=done,
-                                    on_patch=on_patch, log=sys.stdout, chunk=args.chunk,
+                                    on_patch=on_patch, log=sys.stdout, chunk=args.chunk, solver=args.solver,
                                     n_chunks=args.n_chunks):
         n_patch += 1
         if n_patch % 10 == 0:

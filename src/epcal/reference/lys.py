@@ -101,7 +101,8 @@ class Patch:
     """A cut-out patch of a glass state, ready for local shear tests."""
 
     def __init__(self, state: State, centre, R: float, ftol: float = 1e-8, dgamma: float = 1e-4,
-                 tol_rev: float = 1e-2, tol_pred: float = 2e-2, cutoff: float = pot.R_OUT):
+                 tol_rev: float = 1e-2, tol_pred: float = 2e-2, cutoff: float = pot.R_OUT,
+                 solver: str = "newton"):
         self.R = float(R)
         self.centre = np.asarray(centre, float)
         d = min_image(state.pos - self.centre, state.lx, state.ly, state.xy)
@@ -117,6 +118,14 @@ class Patch:
         self.dgamma = dgamma
         self.tol_rev = tol_rev
         self.tol_pred = tol_pred
+        if solver not in ("newton", "cg"):
+            raise ValueError(f"solver must be 'newton' or 'cg', got {solver!r}")
+        self.newton = None
+        if solver == "newton":
+            from .newton import ModifiedNewton
+
+            self.newton = ModifiedNewton(self.types, self.n_mobile)
+        self.n_fallback = 0
         sub = State(self.X0.copy(), self.types, 0.0, 0.0)
         self.lmp = Lammps(sub, periodic=False)
         c = self.lmp.command
@@ -151,6 +160,14 @@ class Patch:
         return np.array(ps[:3], float) / (math.pi * self.R**2)
 
     def _relax_positions(self, x: np.ndarray) -> np.ndarray:
+        """Relax the inner atoms from ``x``: modified Newton (sparse Hessian) when it is a safe
+        descent, else LAMMPS CG; LAMMPS' ``minimize`` to ``ftol`` has the last word either way."""
+        if self.newton is not None:
+            xn = self.newton.relax(x, self.ftol)
+            if xn is not None:
+                x = xn
+            else:
+                self.n_fallback += 1
         self.lmp.set_positions(x)
         self.lmp.minimize(etol=0.0, ftol=self.ftol, maxiter=200000)
         self.n_min += 1
@@ -289,7 +306,7 @@ def result_row(res: ProbeResult, state_name: str, replica: int, centre, R: float
 
 def probe_state(state: State, state_name: str, replica: int, R_values, alphas, grid_spacing: float,
                 coarse: int = 20, ftol: float = 1e-8, k_max: int = 5000, done: set | None = None,
-                on_patch=None, log=None, chunk: int = 0, n_chunks: int = 1):
+                on_patch=None, log=None, chunk: int = 0, n_chunks: int = 1, solver: str = "newton"):
     """Local shear tests on the grid of ``state``; yields (key, rows) per (centre, R) patch.
 
     ``chunk``/``n_chunks``: only the centres ic with ic % n_chunks == chunk (one job per chunk).
@@ -309,7 +326,7 @@ def probe_state(state: State, state_name: str, replica: int, R_values, alphas, g
             if ic % n_chunks != chunk or key in done:
                 continue
             rows = []
-            with Patch(state, c, R, ftol=ftol) as p:
+            with Patch(state, c, R, ftol=ftol, solver=solver) as p:
                 for a in alphas:
                     res = p.probe(float(a), coarse=coarse, k_max=k_max)
                     if res is None:
