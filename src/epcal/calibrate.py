@@ -380,7 +380,9 @@ def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1, re
     model = resolve_model(cfg.get("model"), ref_meta)
     T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
     p = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
-    n_max = p.patch_size(float(cfg.get("R_max", 30.0)))
+    from .params import patch_size
+
+    n_max = min(patch_size(float(cfg.get("R_max", 30.0)), p.l), p.L)  # a small domain caps n at L_EP
     n_list = list(range(int(cfg.get("n_min", 1)), n_max + 1))
     alphas = list(np.arange(int(cfg["n_alpha"])) * 180.0 / int(cfg["n_alpha"]))
     spec = probe_spec(n_list, alphas, ("quench", "stationary"), cfg.get("stride", 1))

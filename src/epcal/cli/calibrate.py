@@ -96,7 +96,9 @@ def cmd_kernel_cell(a):
     model = resolve_model(cfg.get("model"), _ref(a.ref).meta if a.ref else None)
     p = model_params(a.l, 1.0, 1.0, 1.0, model)
     K = periodic_kernel(p.L, p.G, p.B)  # fills the shared on-disk cache used by the sweeps
-    n = p.patch_size(float(cfg.get("R", 30.0)))
+    from epcal.params import patch_size
+
+    n = min(patch_size(float(cfg.get("R", 30.0)), p.l), p.L)  # a small domain caps n at L_EP
     Kp = patch_kernel(n, p.G, p.B)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, kernel=K, patch_kernel=Kp, L=p.L, n=n, l=p.l, G=p.G, B=p.B)
