@@ -210,6 +210,9 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
             true_eval(round(lam, 4), chi, "refine")
     else:
         raise ValueError(f"search.method = {method!r}: expected 'grid' or 'scaled'")
+    if not any((r["stage"] != "surrogate").any() for r in rows):
+        raise ValueError(f"sweep-macro l={l} k={k}: no (lam, chi) of macro.search gave a finished ensemble "
+                         "(runaway avalanches everywhere?); widen macro.search.chi / lam")
     out = pd.concat(rows, ignore_index=True)
     out["n_runs_cell"] = n_runs
     return out
