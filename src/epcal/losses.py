@@ -57,9 +57,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .observables import MACRO_OBS, MacroObservables, macro_observables  # noqa: F401 (re-exported)
 from .schema import DELTA_GAMMA, GAMMA_STATIONARY, MACRO, PROBE, TableError, validate_table
 
-MACRO_OBS = ("sigma", "drop", "incr")
 MESO_QUANTITIES = ("tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
 MESO_MAGNITUDES = tuple(f"{s}_{q}" for q in MESO_QUANTITIES for s in ("mean", "std"))
 #: Quenched-state magnitudes of the KMC temperature calibration (appendix A.3): the quenched state is
@@ -158,72 +158,6 @@ def _read_checked(path: Path, schema) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises many kinds
         raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
     return validate_table(df, schema, str(path))
-
-
-# --------------------------------------------------------------------------- macro observables
-@dataclasses.dataclass
-class MacroObservables:
-    """Per-observable values with the replica each value comes from."""
-
-    values: dict[str, np.ndarray]
-    replica: dict[str, np.ndarray]
-    gamma: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-
-    def n(self, name: str) -> int:
-        return len(self.values[name])
-
-
-def macro_observables(macro: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY,
-                      delta_gamma: float = DELTA_GAMMA) -> MacroObservables:
-    """Sigma_xy^ext samples, drops and increments of the stationary regime (see module doc)."""
-    df = macro.sort_values(["replica", "step"], kind="stable") if len(macro) else macro
-    rep = df["replica"].to_numpy(np.int64)
-    step = df["step"].to_numpy(np.int64)
-    gam = df["gamma_ext"].to_numpy(float)
-    sb = df["sigma_before"].to_numpy(float)
-    sa = df["sigma_after"].to_numpy(float)
-    av = df["avalanche"].to_numpy(bool)
-    out_v: dict[str, list] = {k: [] for k in MACRO_OBS}
-    out_r: dict[str, list] = {k: [] for k in MACRO_OBS}
-    # drops
-    m = av & (gam > gamma_min)
-    out_v["drop"] = sb[m] - sa[m]
-    out_r["drop"] = rep[m]
-    out_g = {"drop": gam[m]}
-    # branches: record i -> i+1 within a replica
-    same = rep[1:] == rep[:-1]
-    i0 = np.flatnonzero(same)
-    i1 = i0 + 1
-    # increments: both ends are avalanches, branch starts in the stationary regime
-    mi = av[i0] & av[i1] & (gam[i0] > gamma_min)
-    out_v["incr"] = sb[i1[mi]] - sa[i0[mi]]
-    out_r["incr"] = rep[i0[mi]]
-    out_g["incr"] = gam[i0[mi]]
-    # stress samples on the strain grid
-    nstep = np.abs(step[i1] - step[i0])
-    ok = nstep > 0
-    i0, i1, nstep = i0[ok], i1[ok], nstep[ok]
-    tot = int(nstep.sum())
-    if tot:
-        br = np.repeat(np.arange(len(i0)), nstep)
-        offs = np.arange(tot) - np.repeat(np.cumsum(nstep) - nstep, nstep)
-        frac = offs / nstep[br]
-        s = sa[i0][br] + frac * (sb[i1][br] - sa[i0][br])
-        g = gam[i0][br] + frac * (gam[i1][br] - gam[i0][br])
-        r = rep[i0][br]
-    else:
-        s = g = np.zeros(0)
-        r = np.zeros(0, np.int64)
-    # last record of each replica
-    last = np.flatnonzero(np.r_[~same, True])
-    s = np.r_[s, sa[last]]
-    g = np.r_[g, gam[last]]
-    r = np.r_[r, rep[last]]
-    keep = g > gamma_min + 1e-9 * delta_gamma
-    out_v["sigma"], out_r["sigma"], out_g["sigma"] = s[keep], r[keep], g[keep]
-    return MacroObservables({k: np.asarray(v, float) for k, v in out_v.items()},
-                            {k: np.asarray(v, np.int64) for k, v in out_r.items()},
-                            {k: np.asarray(v, float) for k, v in out_g.items()})
 
 
 # --------------------------------------------------------------------------- binning and overlap

@@ -4,13 +4,17 @@ The macro table (``epcal.schema.MACRO``) stores the ends of the elastic branches
 From it :func:`macro_observables` derives, in the stationary regime
 gamma_ext > 0.5 (Fig. 2):
 
-* ``stress``  -- Sigma_xy^ext after relaxation at every strain step (elastic
+* ``sigma`` -- Sigma_xy^ext after relaxation at every strain step (elastic
   branches are linear between records, exact for the EPM);
-* ``drops``   -- delta Sigma = sigma_before - sigma_after of each avalanche;
-* ``increments`` -- Delta Sigma, the rise along one elastic branch between two
+* ``drop``  -- delta Sigma = sigma_before - sigma_after of each avalanche;
+* ``incr``  -- Delta Sigma, the rise along one elastic branch between two
   consecutive avalanches (multiples of G dgamma for the EPM, Fig. 2d).
+
+each with the replica (and strain) it comes from, for replica bootstraps.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -35,36 +39,79 @@ def macro_frame(replica: int, steps, before, after, slips, dgamma: float = DELTA
     })
 
 
-def _replica_observables(g: pd.DataFrame, gamma_min: float):
-    gam = g["gamma_ext"].to_numpy()
-    before = g["sigma_before"].to_numpy()
-    after = g["sigma_after"].to_numpy()
-    aval = g["avalanche"].to_numpy()
-    gvals, values = stress_series(g)
-    stress = values[gvals > gamma_min]
-    sel = aval & (gam > gamma_min)
-    drops = (before - after)[sel]
-    idx = np.flatnonzero(aval)
-    idx = idx[gam[idx] > gamma_min]
-    increments = before[idx[1:]] - after[idx[:-1]]
-    return stress, drops, increments
+#: names of the three macroscale observables of Fig. 2 b-d: Sigma_xy^ext, drops, increments
+MACRO_OBS = ("sigma", "drop", "incr")
 
 
-def macro_observables(df: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY) -> dict[str, np.ndarray]:
-    """Stationary-regime samples of Sigma_xy^ext, drops and increments (Fig. 2 b-d)."""
-    parts = {"stress": [], "drops": [], "increments": []}
-    for _, g in df.groupby("replica", sort=True):
-        g = g.sort_values("step", kind="stable") if g["step"].iloc[-1] >= g["step"].iloc[0] else g
-        s, d, i = _replica_observables(g, gamma_min)
-        parts["stress"].append(s)
-        parts["drops"].append(d)
-        parts["increments"].append(i)
-    return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
+@dataclasses.dataclass
+class MacroObservables:
+    """Per-observable values with the replica each value comes from."""
+
+    values: dict[str, np.ndarray]
+    replica: dict[str, np.ndarray]
+    gamma: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def n(self, name: str) -> int:
+        return len(self.values[name])
+
+
+def macro_observables(macro: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY,
+                      delta_gamma: float = DELTA_GAMMA) -> MacroObservables:
+    """Sigma_xy^ext samples, drops and increments of the stationary regime (see module doc)."""
+    df = macro.sort_values(["replica", "step"], kind="stable") if len(macro) else macro
+    rep = df["replica"].to_numpy(np.int64)
+    step = df["step"].to_numpy(np.int64)
+    gam = df["gamma_ext"].to_numpy(float)
+    sb = df["sigma_before"].to_numpy(float)
+    sa = df["sigma_after"].to_numpy(float)
+    av = df["avalanche"].to_numpy(bool)
+    out_v: dict[str, list] = {k: [] for k in MACRO_OBS}
+    out_r: dict[str, list] = {k: [] for k in MACRO_OBS}
+    # drops
+    m = av & (gam > gamma_min)
+    out_v["drop"] = sb[m] - sa[m]
+    out_r["drop"] = rep[m]
+    out_g = {"drop": gam[m]}
+    # branches: record i -> i+1 within a replica
+    same = rep[1:] == rep[:-1]
+    i0 = np.flatnonzero(same)
+    i1 = i0 + 1
+    # increments: both ends are avalanches, branch starts in the stationary regime
+    mi = av[i0] & av[i1] & (gam[i0] > gamma_min)
+    out_v["incr"] = sb[i1[mi]] - sa[i0[mi]]
+    out_r["incr"] = rep[i0[mi]]
+    out_g["incr"] = gam[i0[mi]]
+    # stress samples on the strain grid
+    nstep = np.abs(step[i1] - step[i0])
+    ok = nstep > 0
+    i0, i1, nstep = i0[ok], i1[ok], nstep[ok]
+    tot = int(nstep.sum())
+    if tot:
+        br = np.repeat(np.arange(len(i0)), nstep)
+        offs = np.arange(tot) - np.repeat(np.cumsum(nstep) - nstep, nstep)
+        frac = offs / nstep[br]
+        s = sa[i0][br] + frac * (sb[i1][br] - sa[i0][br])
+        g = gam[i0][br] + frac * (gam[i1][br] - gam[i0][br])
+        r = rep[i0][br]
+    else:
+        s = g = np.zeros(0)
+        r = np.zeros(0, np.int64)
+    # last record of each replica
+    last = np.flatnonzero(np.r_[~same, True])
+    s = np.r_[s, sa[last]]
+    g = np.r_[g, gam[last]]
+    r = np.r_[r, rep[last]]
+    keep = g > gamma_min + 1e-9 * delta_gamma
+    out_v["sigma"], out_r["sigma"], out_g["sigma"] = s[keep], r[keep], g[keep]
+    return MacroObservables({k: np.asarray(v, float) for k, v in out_v.items()},
+                            {k: np.asarray(v, np.int64) for k, v in out_r.items()},
+                            {k: np.asarray(v, float) for k, v in out_g.items()})
 
 
 def macro_summary(df: pd.DataFrame, gamma_min: float = GAMMA_STATIONARY) -> dict[str, float]:
     """Scalar summary of a macro table (used by ``epcal aqs --summary``)."""
-    obs = macro_observables(df, gamma_min)
+    obs = macro_observables(df, gamma_min).values
+    obs = {"stress": obs["sigma"], "drops": obs["drop"], "increments": obs["incr"]}
     n_rep = df["replica"].nunique()
     span = 0.0
     for _, g in df.groupby("replica"):
