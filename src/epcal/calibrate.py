@@ -28,18 +28,15 @@ and the twin reference uses a seed disjoint from the calibration's.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import code_version
 from .fits import fit_optimum, fit_temperature
-from .losses import (MESO_MAGNITUDES, QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
+from .losses import (QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
                      meso_magnitudes, meso_sums, relative_loss, select_probe)
-from .schema import GAMMA_STATIONARY
 from .simulate import RunawayAvalanche
 
 

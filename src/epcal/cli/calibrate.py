@@ -171,10 +171,7 @@ def cmd_optimum(a):
 
 
 def cmd_optimum_ensemble(a):
-    import pandas as pd
-
     from epcal.calibrate import optimum_ensemble
-    from epcal.losses import Evaluator, LossSettings
     from epcal.schema import MACRO, PROBE, read_table, write_table
 
     cfg = _cfg(a.cfg)

@@ -101,7 +101,6 @@ def cmd_check(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    import numpy as np
     import pandas as pd
 
     from epcal.reference import glass
@@ -139,8 +138,6 @@ def _jd(o):
 
 
 def cmd_shear(args) -> int:
-    import numpy as np
-
     from epcal.reference import aqs
     from epcal.reference.engine import State
     from epcal.schema import write_table
