@@ -405,7 +405,7 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
     chosen system with gamma_max(tau^c) and is followed by an athermal avalanche.
 
     Event selection is exact and cheap by *thinning*: each element keeps an upper
-    bound U_e >= sum_s nu_s, U_e = R_e^ref exp(B_e / T), where R_e^ref is its exact
+    bound U_e >= sum_s nu_s, U_e = R_e^ref / (1 - B_e / T) >= R_e^ref exp(B_e / T), where R_e^ref is its exact
     rate at a reference stress and B_e = |d - d_ref|/2 + |Sxy - Sxy_ref| bounds the
     change of any resolved stress since then.  An element is proposed from a sum
     tree over U (O(log E) descent) and accepted with probability R_e / U_e (its
@@ -475,7 +475,8 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
                     upper[q] = rref[q]
                     last_count[q] = slip_count[q]
                 else:
-                    upper[q] = rref[q] * np.exp(bound / T)
+                    # exp(x) <= 1 / (1 - x) for 0 <= x < 1 (here x <= 1/2): a valid, cheaper bound
+                    upper[q] = rref[q] / (1.0 - bound / T)
             _tree_build(tree, P, upper)
             if ev % sample_every == 0:
                 x1 += _vm_mean(sig)
