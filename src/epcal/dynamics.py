@@ -164,20 +164,20 @@ def _active_at(tau_c, a, b, d, sres, G, dgamma, m):
 
 
 @njit(cache=True)
-def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache):
+def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb):
     """Smallest j in [1, jmax] such that some system is active at step n + sign*j, else jmax + 1.
 
     Loading is affine, tau of a system moves by sign G dgamma b per step, so j is
     estimated by division and then fixed with the exact activation predicate, the
     same one the relaxation uses.  Each element has a cached lower bound
     j >= (min Delta tau^c)/(G dgamma); the element with the lowest bound is scanned
-    first and every element whose bound exceeds the best j found is skipped.
+    first and every element whose bound exceeds the best j found is skipped.  ``lb``
+    is a work buffer of length E.
     """
     E, N = tau_c.shape
     best = jmax + 1
     step_tau = G * dgamma
     ext = G * (n * dgamma)
-    lb = np.empty(E)
     first = 0
     for e in range(E):
         lb[e] = (_cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext) - CACHE_MARGIN) / step_tau
@@ -268,6 +268,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
     buf_s = np.empty(E, np.int64)
     buf_dg = np.empty(E)
     cache = new_cache(E)
+    lb = np.empty(E)
     nrec = 0
     mres = mean_xy(sig)
     while n != n_end:
@@ -275,7 +276,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
             return n, nrec, False
         remaining = (n_end - n) * sign
         if skip:
-            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache)
+            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb)
             if stop_at_zero:
                 jz = _steps_to_zero_stress(mres, G, dgamma, n, sign, remaining)
                 if jz < j:
