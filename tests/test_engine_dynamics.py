@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from epcal.dynamics import weakest_active
-from epcal.elastic import ddot, slip_tensor, solve_periodic_direct, stiffness
+from epcal.elastic import solve_periodic_direct
 from epcal.observables import macro_summary
 from epcal.params import EPMParams
 from epcal.schema import MACRO, check_table

@@ -1,7 +1,7 @@
 """Elastic kernels: FFT vs direct FEM, sum rules, symmetries, Eshelby tensor, patch kernels."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from epcal.elastic import (W, ddot, eshelby_tensor, patch_kernel, patch_kernel_direct, periodic_kernel,

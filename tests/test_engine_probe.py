@@ -5,7 +5,7 @@ import pytest
 from epcal.elastic import ddot, patch_kernel, slip_tensor
 from epcal.params import EPMParams, patch_radius
 from epcal.simulate import Model, rng_for
-from epcal.slip import renew_element, slip_amplitude
+from epcal.slip import renew_element, renewal_work, slip_amplitude
 from epcal.observables import probe_frame
 from epcal.schema import PROBE, check_table
 
@@ -106,7 +106,7 @@ def slow_patch_test(st, model, corner, n, alpha_deg, rng):
             sig += np.einsum("ayz,z->ay", Kp[:, x], eps)
         for x, s, dg in act:
             arrs = [np.zeros((1, p.N)) for _ in range(5)]
-            renew_element(rng, *arrs, 0, p.k, p.lam, model.f_coef)
+            renew_element(rng, *arrs, 0, p.k, p.lam, model.f_coef, renewal_work(p.N))
             th[x], tc[x], a[x], b[x], gc[x] = (arr[0] for arr in arrs)
     return gamma_c, sig.mean(0)
 

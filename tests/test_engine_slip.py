@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from numba import njit
 
 from epcal.elastic import ddot, periodic_kernel, slip_tensor
-from epcal.slip import (SlipSystems, make_rng_state, rng_uniform, slip_amplitude, slip_stiffness_coefficients,
-                        weibull)
+from epcal.slip import SlipSystems, make_rng_state, rng_uniform, slip_amplitude, slip_stiffness_coefficients
 
 G, B = 13.2, 59.0
 
@@ -20,8 +19,6 @@ def _draw(kind, n, p1, p2, state):
     for i in range(n):
         if kind == 0:
             out[i] = rng_uniform(state)
-        elif kind == 1:
-            out[i] = weibull(state, p1, p2)
         else:
             out[i] = slip_amplitude(state, p1, p2)
     return out
@@ -41,7 +38,10 @@ def test_uniform_moments_and_range():
 
 @pytest.mark.parametrize("k,lam", [(1.0, 1.0), (2.18, 2.05), (3.0, 0.5)])
 def test_weibull_against_exact_moments(k, lam):
-    x = _draw(1, 200_000, k, lam, make_rng_state(2, int(k * 100)))
+    """Thresholds as the engine draws them (renewal of whole elements, Eq. 5)."""
+    K = periodic_kernel(4, G, B)
+    x = SlipSystems.random(5556, 36, k, lam, slip_stiffness_coefficients(K), make_rng_state(2, int(k * 100))).tau_c
+    x = x.ravel()
     m1 = lam * math.gamma(1 + 1 / k)
     m2 = lam**2 * math.gamma(1 + 2 / k)
     _check_mean(x, m1, m2 - m1**2)
@@ -62,11 +62,21 @@ def test_slip_amplitude_against_exact_moments(gmax, chi):
 
 
 def test_same_seed_same_bits_and_different_seeds_differ():
-    a = _draw(1, 1000, 2.0, 1.0, make_rng_state(7, 1, 2))
-    b = _draw(1, 1000, 2.0, 1.0, make_rng_state(7, 1, 2))
-    c = _draw(1, 1000, 2.0, 1.0, make_rng_state(7, 1, 3))
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, c)
+    f_coef = slip_stiffness_coefficients(periodic_kernel(4, G, B))
+    a, b, c = (SlipSystems.random(30, 8, 2.0, 1.0, f_coef, make_rng_state(*w)) for w in ((7, 1, 2), (7, 1, 2), (7, 1, 3)))
+    for name in ("theta", "tau_c", "gcoef"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+        assert not np.array_equal(getattr(a, name), getattr(c, name))
+
+
+def test_group_angles_uniform():
+    """theta ~ U(-pi/2, pi/2): E[cos 2 theta] = E[sin 2 theta] = 0, E[cos^2 2theta] = 1/2, E[theta^2] = pi^2/12."""
+    f_coef = slip_stiffness_coefficients(periodic_kernel(4, G, B))
+    th = SlipSystems.random(20_000, 12, 2.0, 1.0, f_coef, make_rng_state(11)).theta[:, ::4].ravel()
+    _check_mean(np.cos(2 * th), 0.0, 0.5)
+    _check_mean(np.sin(2 * th), 0.0, 0.5)
+    _check_mean(np.cos(2 * th) ** 2, 0.5, 1 / 8)
+    _check_mean(th**2, np.pi**2 / 12, np.pi**4 / 80 - np.pi**4 / 144)
 
 
 def test_slip_systems_come_in_groups_of_four():

@@ -16,15 +16,15 @@ State of one lattice (E = L*L elements, flat index e = i*L + j):
   (skipping elastic steps) identical bit for bit to stepping one step at a time.
 
 Reduced kernels: a slip dg on system (a, b) is the plastic strain dg (a, -a, b/2),
-so the stress change is dg (a Kd + b Kx) with Kd = K[..., :, 0] - K[..., :, 1] and
-Kx = K[..., :, 2] / 2 (:func:`reduce_kernel`).
+so the stress change is (dg a) Kd + (dg b) Kx with Kd = K[..., :, 0] - K[..., :, 1] and
+Kx = K[..., :, 2] / 2 (:func:`reduce_kernel`), stored column-doubled (:func:`wrap_kernel`).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .slip import renew_element, rng_uniform, slip_amplitude
+from .slip import RENEWAL_WORK_ROWS, renew_element, rng_uniform, slip_amplitude
 
 #: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
 ACTIVE = 0.0
@@ -51,22 +51,39 @@ def _dtau(tau_c, a, b, d, sxy):
     return tau_c - (a * d + b * sxy)
 
 
+def wrap_kernel(Kr: np.ndarray) -> np.ndarray:
+    """Reduced periodic kernel (L, L, 3) laid out as (L, 2L * 3): columns repeated once.
+
+    Row di holds K[di, j mod L, c] at flat position 3 j + c for j in [0, 2L), so the
+    response of lattice row i to a slip in column ey is the contiguous slice
+    starting at 3 (L - ey): :func:`apply_slip` then runs over contiguous memory
+    (vectorized by LLVM) instead of wrapping the column index.
+    """
+    L = Kr.shape[0]
+    return np.ascontiguousarray(np.concatenate([Kr, Kr], axis=1).reshape(L, 2 * L * 3))
+
+
 @njit(cache=True)
-def apply_slip(sig, eps_pl, Kd, Kx, L, e, dg, a, b):
-    """Add the plastic strain dg M to element e and redistribute its stress on the periodic lattice."""
+def apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b):
+    """Add the plastic strain dg M to element e and redistribute its stress on the periodic lattice.
+
+    ``Kd2``, ``Kx2``: reduced kernels in the layout of :func:`wrap_kernel`.
+    """
     ex = e // L
     ey = e - ex * L
+    ca = dg * a
+    cb = dg * b
+    flat = sig.reshape(L, 3 * L)
+    j0 = 3 * (L - ey)
     for i in range(L):
         di = i - ex
         if di < 0:
             di += L
-        for j in range(L):
-            dj = j - ey
-            if dj < 0:
-                dj += L
-            idx = i * L + j
-            for c in range(3):
-                sig[idx, c] += dg * (a * Kd[di, dj, c] + b * Kx[di, dj, c])
+        row = flat[i]
+        kd = Kd2[di, j0:j0 + 3 * L]
+        kx = Kx2[di, j0:j0 + 3 * L]
+        for q in range(3 * L):
+            row[q] += ca * kd[q] + cb * kx[q]
     eps_pl[e, 0] += dg * a
     eps_pl[e, 1] -= dg * a
     eps_pl[e, 2] += 0.5 * dg * b
@@ -113,14 +130,14 @@ def _cache_bound(cache, e, d, sxy):
 
 @njit(cache=True)
 def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache):
+          slip_count, buf_e, buf_s, buf_dg, cache, work):
     """Athermal relaxation at fixed external strain (section 3.4); returns the number of slips.
 
     Synchronous steps: every element with an active system (Delta tau^c <= 0) slips
     on its weakest one, with amplitudes drawn from the stresses before this step's
     redistribution; then all redistributions are applied and the slipped elements'
     systems renewed.  Repeats until no system is active.  ``slip_count[e]`` counts
-    slips per element.
+    slips per element; ``work`` is the renewal work array (:func:`epcal.slip.renewal_work`).
     """
     E = sig.shape[0]
     total = 0
@@ -149,7 +166,7 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
             apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
         for i in range(nact):
             e = buf_e[i]
-            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef)
+            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
             slip_count[e] += 1
             cache[0, e] = -np.inf
         total += nact
@@ -269,6 +286,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
     buf_dg = np.empty(E)
     cache = new_cache(E)
     lb = np.empty(E)
+    work = np.empty((RENEWAL_WORK_ROWS, tau_c.shape[1]))
     nrec = 0
     mres = mean_xy(sig)
     while n != n_end:
@@ -289,7 +307,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
         ext = G * (n * dgamma)
         before = mres + ext
         ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
-                   slip_count, buf_e, buf_s, buf_dg, cache)
+                   slip_count, buf_e, buf_s, buf_dg, cache, work)
         if ns > 0:
             mres = mean_xy(sig)
             rec_step[nrec] = n
@@ -438,9 +456,10 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
     buf_s = np.empty(E, np.int64)
     buf_dg = np.empty(E)
     cache = new_cache(E)
+    work = np.empty((RENEWAL_WORK_ROWS, N))
     # start from an athermally stable state
     relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache)
+          slip_count, buf_e, buf_s, buf_dg, cache, work)
     for e in range(E):
         rref[e] = _element_rates(sig, tau_c, a, b, T, e, rates)
         dref[e] = sig[e, 0] - sig[e, 1]
@@ -459,11 +478,11 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
             e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates)
             dg = slip_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi)
             apply_slip(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s])
-            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef)
+            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
             slip_count[e] += 1
             cache[0, e] = -np.inf
             relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-                  slip_count, buf_e, buf_s, buf_dg, cache)
+                  slip_count, buf_e, buf_s, buf_dg, cache, work)
             events += 1
             # --- update the bounds of all elements
             for q in range(E):

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from .dynamics import ACTIVE, CACHE_MARGIN, FRACTURE_LIMIT, MAX_RELAX_STEPS, RUNAWAY_MESSAGE
-from .slip import renew_element, slip_amplitude
+from .slip import RENEWAL_WORK_ROWS, renew_element, slip_amplitude
 
 
 @njit(cache=True)
@@ -78,6 +78,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
     ov_a = np.empty((M, N))
     ov_b = np.empty((M, N))
     ov_g = np.empty((M, N))
+    work = np.empty((RENEWAL_WORK_ROWS, N))  # renewal work array (epcal.slip.renewal_work)
     buf_a = np.empty(M, np.int64)
     buf_s = np.empty(M, np.int64)
     buf_dg = np.empty(M)
@@ -205,7 +206,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                             loc_sig[y, 2] += dg * (sa * kd_flat[kb + 2] + sb * kx_flat[kb + 2])
                     for i in range(nact):
                         x = buf_a[i]
-                        renew_element(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef)
+                        renew_element(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef, work)
                         ov[x] = True
                     slips += nact
                     if slips > FRACTURE_LIMIT * m:

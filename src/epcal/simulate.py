@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import code_version
-from .dynamics import aqs, kmc_quench, reduce_kernel
+from .dynamics import aqs, kmc_quench, reduce_kernel, wrap_kernel
 from .elastic import patch_kernel, periodic_kernel
 from .observables import macro_frame, probe_frame
 from .params import EPMParams
@@ -87,7 +87,7 @@ class Model:
         self.params = params.validate()
         self.dgamma = float(dgamma)
         self.K = periodic_kernel(params.L, params.G, params.B)
-        self.Kd, self.Kx = reduce_kernel(self.K)
+        self.Kd, self.Kx = (wrap_kernel(k) for k in reduce_kernel(self.K))
         self.f_coef = slip_stiffness_coefficients(self.K)
         self._patch = {}
 

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from .elastic import slip_stiffness
+from .vecmath import vexp, vlog, vsincos
 
 TWO_PI = 2.0 * np.pi
 
@@ -65,12 +66,6 @@ def make_rng_state(*words: int) -> np.ndarray:
 
 # ----------------------------------------------------------------- samplers
 @njit(cache=True)
-def weibull(state, k, lam):
-    """Slip threshold tau_c ~ Weibull(shape k, scale lam), Eq. (5), by inversion."""
-    return lam * (-np.log(rng_uniform(state))) ** (1.0 / k)
-
-
-@njit(cache=True)
 def slip_amplitude(state, gamma_max, chi):
     """dgamma_pl on (0, gamma_max) from P = chi/gmax (1 - x/gmax)^(chi-1), Eq. (7)."""
     return gamma_max * (1.0 - rng_uniform(state) ** (1.0 / chi))
@@ -95,39 +90,76 @@ def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
     _store(theta, tau_c, a, b, gcoef, e, s, angle, tc, np.sin(2.0 * angle), np.cos(2.0 * angle), f_coef)
 
 
-@njit(cache=True)
-def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef):
+#: rows of the renewal work array (:func:`renewal_work`)
+_W_A, _W_B, _W_Y, _W_PHI, _W_S2, _W_C2 = 0, 1, 2, 3, 4, 5
+RENEWAL_WORK_ROWS = 6
+
+
+def renewal_work(N: int) -> np.ndarray:
+    """Work array for :func:`renew_element` with N systems per element (no allocation per slip)."""
+    return np.empty((RENEWAL_WORK_ROWS, N))
+
+
+@njit(cache=True, error_model="numpy")
+def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
     """Draw all N systems of element e anew (section 3.3): groups of four angles, Weibull thresholds.
 
-    The four angles theta + (0, pi/2, pi/4, 3pi/4) have 2-theta rotated by
-    (0, pi, pi/2, 3pi/2): their sines and cosines follow from one sin/cos pair.
+    Random numbers: N uniforms for the thresholds tau_c = lam (-ln u)^(1/k) (Eq. 5),
+    then N/4 for the group angles theta ~ U(-pi/2, pi/2).  The four angles
+    theta + (0, pi/2, pi/4, 3pi/4) have 2 theta rotated by (0, pi, pi/2, 3pi/2):
+    their sines and cosines follow from one pair.  Transcendentals are evaluated
+    by the vectorized kernels of :mod:`epcal.vecmath` over the N systems at once.
+    ``work`` is :func:`renewal_work` (N).
     """
     N = theta.shape[1]
+    G = N // 4
+    tc = tau_c[e]
+    wa = work[_W_A]
+    ib = work[_W_B].view(np.int64)
+    y = work[_W_Y]
+    phi = work[_W_PHI][:G]
+    s2 = work[_W_S2][:G]
+    c2 = work[_W_C2][:G]
+    for s in range(N):
+        tc[s] = rng_uniform(state)
+    for g in range(G):
+        phi[g] = np.pi * (1.0 - 2.0 * rng_uniform(state))  # 2 theta in (-pi, pi)
+    # distinct input and output arrays: LLVM vectorizes only when they cannot overlap
+    vlog(tc, y, ib, wa)
+    for s in range(N):
+        tc[s] = -y[s]                      # exponential variate -ln u > 0
+    vlog(tc, y, ib, wa)
+    ik = 1.0 / k
+    for s in range(N):
+        tc[s] = y[s] * ik
+    vexp(tc, y, wa)                        # (-ln u)^(1/k)
+    vsincos(phi, s2, c2)
     half = 0.5 * np.pi
-    for g in range(N // 4):
-        th = np.pi * (0.5 - rng_uniform(state))  # U(-pi/2, pi/2)
-        s2 = np.sin(2.0 * th)
-        c2 = np.cos(2.0 * th)
+    for g in range(G):
+        th = 0.5 * phi[g]
+        sn = s2[g]
+        cs = c2[g]
         q = 4 * g
-        ang = th + half
-        if ang > half:
-            ang -= np.pi
-        _store(theta, tau_c, a, b, gcoef, e, q, th, weibull(state, k, lam), s2, c2, f_coef)
-        _store(theta, tau_c, a, b, gcoef, e, q + 1, ang, weibull(state, k, lam), -s2, -c2, f_coef)
-        ang = th + 0.25 * np.pi
-        if ang > half:
-            ang -= np.pi
-        _store(theta, tau_c, a, b, gcoef, e, q + 2, ang, weibull(state, k, lam), c2, -s2, f_coef)
-        ang = th + 0.75 * np.pi
-        if ang > half:
-            ang -= np.pi
-        _store(theta, tau_c, a, b, gcoef, e, q + 3, ang, weibull(state, k, lam), -c2, s2, f_coef)
+        a1 = th + half
+        if a1 > half:
+            a1 -= np.pi
+        a2 = th + 0.25 * np.pi
+        if a2 > half:
+            a2 -= np.pi
+        a3 = th + 0.75 * np.pi
+        if a3 > half:
+            a3 -= np.pi
+        _store(theta, tau_c, a, b, gcoef, e, q, th, lam * y[q], sn, cs, f_coef)
+        _store(theta, tau_c, a, b, gcoef, e, q + 1, a1, lam * y[q + 1], -sn, -cs, f_coef)
+        _store(theta, tau_c, a, b, gcoef, e, q + 2, a2, lam * y[q + 2], cs, -sn, f_coef)
+        _store(theta, tau_c, a, b, gcoef, e, q + 3, a3, lam * y[q + 3], -cs, sn, f_coef)
 
 
 @njit(cache=True)
 def renew_all(state, theta, tau_c, a, b, gcoef, k, lam, f_coef):
+    work = np.empty((RENEWAL_WORK_ROWS, theta.shape[1]))
     for e in range(theta.shape[0]):
-        renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef)
+        renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
 
 
 def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
