@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from numba import njit
 
 from epcal.elastic import ddot, periodic_kernel, slip_tensor
-from epcal.slip import SlipSystems, make_rng_state, rng_uniform, slip_amplitude, slip_stiffness_coefficients
+from epcal.slip import (SlipSystems, make_rng_state, rng_fill_uniform, rng_uniform, slip_amplitude,
+                        slip_stiffness_coefficients)
 
 G, B = 13.2, 59.0
 
@@ -119,3 +120,18 @@ def test_no_slip_dissipates_negatively(theta, tau, u, p, q):
     assert dissipation >= -1e-12 * tau * gmax
     # the bound is sharp: at gamma_max the dissipation vanishes
     assert ddot(sig + 0.5 * K[0, 0] @ (gmax * M), gmax * M) == pytest.approx(0.0, abs=1e-10 * tau * gmax)
+
+
+@njit
+def _fill_vs_single(state1, state2, n):
+    a = np.empty(n)
+    rng_fill_uniform(state1, a)
+    b = np.empty(n)
+    for i in range(n):
+        b[i] = rng_uniform(state2)
+    return a, b
+
+
+def test_block_fill_is_the_same_stream():
+    a, b = _fill_vs_single(make_rng_state(3, 4), make_rng_state(3, 4), 1001)
+    assert np.array_equal(a, b)

@@ -7,6 +7,51 @@ shared/paper).  See DESIGN.md for conventions.
 __version__ = "0.1.0"
 
 
+def _key_numba_cache() -> None:
+    """Point numba's on-disk cache at a directory keyed by the content of the whole package.
+
+    Numba keys a cached function by its own source file only: after a change in
+    another module whose function it calls (inlined at compile time), it would
+    load stale machine code.  Keying the directory by a hash of every source
+    file of epcal makes any change recompile.  Older directories of a source
+    tree's ``__pycache__`` are removed.  A user-set ``NUMBA_CACHE_DIR`` wins.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha1()
+    for path in sorted(here.rglob("*.py")):
+        h.update(path.relative_to(here).as_posix().encode())
+        h.update(path.read_bytes())
+    name = f"numba-{h.hexdigest()[:16]}"
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for base in (here / "__pycache__", xdg / "epcal", Path(tempfile.gettempdir()) / "epcal"):
+        target = base / name
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if not os.access(target, os.W_OK):
+            continue
+        from numba.core import config
+
+        config.CACHE_DIR = str(target)
+        if base == here / "__pycache__":
+            for old in base.glob("numba-*"):
+                if old.name != name:
+                    shutil.rmtree(old, ignore_errors=True)
+        return
+
+
+_key_numba_cache()
+
+
 def code_version() -> str:
     """Package version plus git commit of the source tree when available."""
     import subprocess

@@ -115,8 +115,9 @@ def new_cache(E):
     Since |a| <= 1/2 and |b| <= 1, every system of element e satisfies
     Delta tau^c >= cmin - (|d - cd|/2 + |Sxy - cs|): elements whose bound is positive
     cannot be active and are not scanned.  The pruning is exact (results unchanged).
+    Row 3 is scratch for the bounds of one scan.
     """
-    c = np.empty((3, E))
+    c = np.empty((4, E))
     c[0, :] = -np.inf
     c[1, :] = 0.0
     c[2, :] = 0.0
@@ -141,13 +142,16 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
     """
     E = sig.shape[0]
     total = 0
+    bound = cache[3]
     for _ in range(MAX_RELAX_STEPS):
         nact = 0
+        for e in range(E):  # branch-free, vectorized: bounds of all elements
+            bound[e] = _cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext_xy)
         for e in range(E):
+            if bound[e] > CACHE_MARGIN:
+                continue
             d = sig[e, 0] - sig[e, 1]
             sxy = sig[e, 2] + ext_xy
-            if _cache_bound(cache, e, d, sxy) > CACHE_MARGIN:
-                continue
             s, dt = weakest_active(sig, ext_xy, tau_c, a, b, e)
             cache[0, e] = dt
             cache[1, e] = d
@@ -180,8 +184,19 @@ def _active_at(tau_c, a, b, d, sres, G, dgamma, m):
     return _dtau(tau_c, a, b, d, sres + G * (m * dgamma)) <= ACTIVE
 
 
+@njit(cache=True, error_model="numpy")
+def _activation_estimates(tau_c, a, b, e, d, sxy, rate_scale, rem, jest):
+    """rem[s] = Delta tau^c of the systems of element e, jest[s] = rem[s] / (rate_scale b[s])
+    for systems loaded by the drive (rate > 0), +inf otherwise (vectorized; no branches)."""
+    for s in range(tau_c.shape[1]):
+        r = _dtau(tau_c[e, s], a[e, s], b[e, s], d, sxy)
+        rate = rate_scale * b[e, s]
+        rem[s] = r
+        jest[s] = r / rate if rate > 0.0 else np.inf
+
+
 @njit(cache=True)
-def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb):
+def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, work):
     """Smallest j in [1, jmax] such that some system is active at step n + sign*j, else jmax + 1.
 
     Loading is affine, tau of a system moves by sign G dgamma b per step, so j is
@@ -189,12 +204,14 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb):
     same one the relaxation uses.  Each element has a cached lower bound
     j >= (min Delta tau^c)/(G dgamma); the element with the lowest bound is scanned
     first and every element whose bound exceeds the best j found is skipped.  ``lb``
-    is a work buffer of length E.
+    is a work buffer of length E, ``work`` one of at least two rows of length N.
     """
     E, N = tau_c.shape
     best = jmax + 1
     step_tau = G * dgamma
     ext = G * (n * dgamma)
+    rem = work[0]
+    jest = work[1]
     first = 0
     for e in range(E):
         lb[e] = (_cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext) - CACHE_MARGIN) / step_tau
@@ -208,18 +225,14 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb):
         d = sig[e, 0] - sig[e, 1]
         sres = sig[e, 2]
         sxy = sres + ext
+        _activation_estimates(tau_c, a, b, e, d, sxy, sign * step_tau, rem, jest)
         cmin = np.inf
         for s in range(N):
-            rem = _dtau(tau_c[e, s], a[e, s], b[e, s], d, sxy)
-            if rem < cmin:
-                cmin = rem
-            rate = sign * b[e, s] * step_tau
-            if rate <= 0.0:
+            if rem[s] < cmin:
+                cmin = rem[s]
+            if jest[s] > best:
                 continue
-            jest = rem / rate
-            if jest > best:
-                continue
-            j = int(np.ceil(jest))
+            j = int(np.ceil(jest[s]))
             if j < 1:
                 j = 1
             while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * (j - 1)):
@@ -294,7 +307,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
             return n, nrec, False
         remaining = (n_end - n) * sign
         if skip:
-            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb)
+            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb, work)
             if stop_at_zero:
                 jz = _steps_to_zero_stress(mres, G, dgamma, n, sign, remaining)
                 if jz < j:

@@ -55,6 +55,23 @@ def rng_uniform(state):
     return ((rng_next(state) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
+@njit(cache=True)
+def rng_fill_uniform(state, out):
+    """out[:] = successive rng_uniform(state) draws (same stream), with the state kept in registers."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for i in range(out.shape[0]):
+        result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+        t = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = _rotl(s3, 45)
+        out[i] = ((result >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
 def make_rng_state(*words: int) -> np.ndarray:
     """xoshiro state derived from integers (seed, parameter digest, replica, purpose ...)."""
     ss = np.random.SeedSequence([int(w) % (1 << 64) for w in words])
@@ -120,10 +137,10 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
     phi = work[_W_PHI][:G]
     s2 = work[_W_S2][:G]
     c2 = work[_W_C2][:G]
-    for s in range(N):
-        tc[s] = rng_uniform(state)
+    rng_fill_uniform(state, tc)
+    rng_fill_uniform(state, phi)
     for g in range(G):
-        phi[g] = np.pi * (1.0 - 2.0 * rng_uniform(state))  # 2 theta in (-pi, pi)
+        phi[g] = np.pi * (1.0 - 2.0 * phi[g])  # 2 theta in (-pi, pi)
     # distinct input and output arrays: LLVM vectorizes only when they cannot overlap
     vlog(tc, y, ib, wa)
     for s in range(N):
@@ -134,6 +151,9 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
         tc[s] = y[s] * ik
     vexp(tc, y, wa)                        # (-ln u)^(1/k)
     vsincos(phi, s2, c2)
+    # per system: angle (scalar pass), then sin/cos of 2 theta rotated by the group offset
+    sx = wa                                # work rows reused: the logs/exp are done
+    cx = work[_W_B]
     half = 0.5 * np.pi
     for g in range(G):
         th = 0.5 * phi[g]
@@ -149,10 +169,26 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
         a3 = th + 0.75 * np.pi
         if a3 > half:
             a3 -= np.pi
-        _store(theta, tau_c, a, b, gcoef, e, q, th, lam * y[q], sn, cs, f_coef)
-        _store(theta, tau_c, a, b, gcoef, e, q + 1, a1, lam * y[q + 1], -sn, -cs, f_coef)
-        _store(theta, tau_c, a, b, gcoef, e, q + 2, a2, lam * y[q + 2], cs, -sn, f_coef)
-        _store(theta, tau_c, a, b, gcoef, e, q + 3, a3, lam * y[q + 3], -cs, sn, f_coef)
+        theta[e, q] = th
+        theta[e, q + 1] = a1
+        theta[e, q + 2] = a2
+        theta[e, q + 3] = a3
+        sx[q], cx[q] = sn, cs
+        sx[q + 1], cx[q + 1] = -sn, -cs
+        sx[q + 2], cx[q + 2] = cs, -sn
+        sx[q + 3], cx[q + 3] = -cs, sn
+    # vectorized pass: thresholds, resolved-stress coefficients, gamma_max / tau = -2/f(theta)
+    f0, f4c, f4s, f2c, f2s = f_coef[0], f_coef[1], f_coef[2], f_coef[3], f_coef[4]
+    ar = a[e]
+    br = b[e]
+    gr = gcoef[e]
+    for s in range(N):
+        sn = sx[s]
+        cs = cx[s]
+        tc[s] = lam * y[s]
+        ar[s] = -0.5 * sn
+        br[s] = cs
+        gr[s] = -2.0 / (f0 + f4c * (cs * cs - sn * sn) + f4s * (2.0 * sn * cs) + f2c * cs + f2s * sn)
 
 
 @njit(cache=True)
