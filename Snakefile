@@ -33,13 +33,18 @@ include: "workflow/rules/reference_data.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/optimum.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/emergent.smk"
+
+if config["emergent"]["enabled"]:
+    FIGURES.append(f"results/figures/fig5.{FIG_EXT}")
 
 wildcard_constraints:
     l=r"[0-9]+(\.[0-9]+)?",
     k=r"[0-9]+\.[0-9]{2}",
     b=r"[0-9]+",
+    L=r"[0-9]+",
 
-localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig8, fig9
+localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig8, fig9
 
 
 rule all:

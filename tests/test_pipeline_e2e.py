@@ -42,8 +42,11 @@ TINY = {
     "fit": {"half_width": None, "interp": "regression"},
     "quench": {"enabled": True, "T": [0.15, 0.25, 0.35], "replicas": 4, "n_boot": 20},
     "optimum": {"replicas": 4, "batch_size": 2, "n_alpha": 4, "stride": 3},
+    "emergent": {"sizes": [6, 10], "size_replicas": 3, "bauschinger_replicas": 3, "bauschinger_strain": 0.05,
+                 "rms_windows": [0.0001, 0.001, 0.01, 0.1]},
     "figures": {"dpi": 60},
 }
+FIGS = {"fig2", "fig3", "fig4", "fig5", "fig8", "fig9"}
 
 
 def snake(workdir: Path, *args, dry=False, timeout=600):
@@ -85,7 +88,7 @@ def test_end_to_end_outputs(run_dir):
         assert c in opt and np.isfinite(opt[c]).all(), c
         if c != "l":
             assert f"{c}_err" in opt, c
-    for n in ("fig2", "fig3", "fig4", "fig8", "fig9"):
+    for n in sorted(FIGS):
         assert (run_dir / f"results/figures/{n}.png").stat().st_size > 10_000
         data = pd.read_parquet(run_dir / f"results/figures/{n}.parquet")
         assert len(data) > 0 and {"panel", "series", "x", "y"} <= set(data.columns)
@@ -96,6 +99,29 @@ def test_end_to_end_outputs(run_dir):
     b1 = pd.read_parquet(run_dir / "results/optimum/l6.6/macro_b1.parquet")
     assert set(b0.replica) == {0, 1} and set(b1.replica) == {2, 3}
     assert float((run_dir / "elapsed.txt").read_text()) < 300
+
+
+def test_emergent_properties(run_dir):
+    """Fig. 5 data: r(dgamma) grows with the window and stays below std(Sigma_ext) (a std over a
+    window of the stationary curve cannot exceed, on average, the std over the whole curve by much);
+    the size-scaling tables cover every size and the Bauschinger reverse reload is softer."""
+    data = pd.read_parquet(run_dir / "results/figures/fig5.parquet")
+    for ser in ("reference", "epm"):
+        a = data[(data.panel == "a") & (data.series == ser)]
+        r = a[a.quantity == "r"].sort_values("x")["y"].to_numpy()
+        sd = float(a[a.quantity == "sigma_std"]["y"].iloc[0])
+        assert len(r) == 4 and np.all(np.diff(r) > 0), (ser, r)
+        assert r[-1] < 1.2 * sd, (ser, r, sd)
+    b = data[(data.panel == "b") & (data.series == "epm") & (data.quantity == "sigma_std")]
+    assert sorted(b["x"]) == pytest.approx([6 * 6.6, 10 * 6.6])
+    d = data[data.panel == "d"]
+    fwd = d[d.state == "forward"].set_index("x")["y"]
+    rev = d[d.state == "reverse"].set_index("x")["y"]
+    # mid-way through the reload the reverse branch carries less stress (Bauschinger effect)
+    mid = fwd.index[len(fwd) // 2]
+    assert rev[mid] < fwd[mid], (fwd[mid], rev[mid])
+    size = pd.read_parquet(run_dir / "results/emergent/l6.6/size_L10.parquet")
+    assert set(size.replica) == {0, 1, 2} and (size.sigma_std > 0).all()
 
 
 def test_report(run_dir):
@@ -158,7 +184,7 @@ def test_plot_option_reruns_only_figures(run_dir):
         c = job_counts(snake(run_dir, dry=True).stdout)
     finally:
         write_cfg(run_dir, TINY)
-    assert set(c) - {"all"} == {"fig2", "fig3", "fig4", "fig8", "fig9"}, c
+    assert set(c) - {"all"} == FIGS, c
 
 
 def test_meso_option_reruns_meso_and_downstream_not_macro(run_dir):
@@ -184,7 +210,7 @@ def test_code_change_reruns_the_rules_that_use_it(run_dir):
     src = run_dir / "src" / "epcal"
     _touch(src / "figures.py")
     c = job_counts(snake(run_dir, dry=True).stdout)
-    assert set(c) - {"all"} == {"fig2", "fig3", "fig4", "fig8", "fig9"}, c
+    assert set(c) - {"all"} == FIGS, c
     _touch(src / "fits.py")
     c = job_counts(snake(run_dir, dry=True).stdout)
     assert "fit" in c and "sweep_macro" not in c and "sweep_meso" not in c

@@ -377,9 +377,7 @@ def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame], T_half_wi
 def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1, ref_meta: dict | None = None):
     """Batch ``batch`` of the runs at the optimum, quench and stationary states probed at every
     n up to R ~ R_max and ``n_alpha`` orientations over 180 degrees."""
-    model = resolve_model(cfg.get("model"), ref_meta)
-    T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
-    p = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
+    p, T = _optimum_params(opt, cfg, ref_meta)
     from .params import patch_size
 
     n_max = min(patch_size(float(cfg.get("R_max", 30.0)), p.l), p.L)  # a small domain caps n at L_EP
@@ -392,3 +390,46 @@ def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1, re
     meta = _meta("optimum-ensemble", params=p.as_dict(), T_quench=T, seed=int(cfg["seed"]),
                  replicas=[reps.start, reps.stop])
     return ens.macro, ens.probe, meta
+
+
+# ------------------------------------------------------------------ emergent properties (section 5)
+def _optimum_params(opt: pd.Series, cfg: dict, ref_meta: dict | None):
+    model = resolve_model(cfg.get("model"), ref_meta)
+    T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
+    return model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model), T
+
+
+def emergent_size(opt: pd.Series, cfg: dict, L: int, threads: int = 1, ref_meta: dict | None = None):
+    """Finite-size scaling (Fig. 5b): runs at the optimum on an L x L lattice of the same l.
+
+    One row per replica: std and mean of the stationary Sigma_xy^ext (gamma_ext > 0.5),
+    with the domain length L l (the size the paper compares with the atomistic box)."""
+    import dataclasses
+
+    from .observables import macro_summary
+
+    p, T = _optimum_params(opt, cfg, ref_meta)
+    p = dataclasses.replace(p, L=int(L)).validate()
+    reps = range(int(cfg["size_replicas"]))
+    ens = run(p, reps, cfg["seed"], cfg.get("gamma_max", 2.0), T_quench=T, threads=threads)
+    rows = []
+    for r, g in ens.macro.groupby("replica"):
+        s = macro_summary(g)
+        rows.append({"L_EP": int(L), "domain_length": float(L * p.l), "replica": int(r),
+                     "sigma_std": s["sigma_std"], "sigma_mean": s["sigma_mean"]})
+    meta = _meta("emergent-size", params=p.as_dict(), T_quench=T, seed=int(cfg["seed"]), replicas=[0, len(reps)])
+    return pd.DataFrame(rows), meta
+
+
+def emergent_bauschinger(opt: pd.Series, cfg: dict, threads: int = 1, ref_meta: dict | None = None):
+    """Bauschinger test (Fig. 5d) at the optimum: drive to the stationary state, unload to
+    Sigma_ext = 0, then reload forward (alpha_ext = 0) and in reverse (alpha_ext = 90)."""
+    from .simulate import run_bauschinger
+
+    p, T = _optimum_params(opt, cfg, ref_meta)
+    reps = range(int(cfg["bauschinger_replicas"]))
+    df = run_bauschinger(p, reps, seed=int(cfg["seed"]), gamma_max=float(cfg.get("gamma_max", 2.0)), T_quench=T,
+                         strain=float(cfg["bauschinger_strain"]), threads=threads)
+    meta = _meta("emergent-bauschinger", params=p.as_dict(), T_quench=T, seed=int(cfg["seed"]),
+                 replicas=[0, len(reps)], strain=float(cfg["bauschinger_strain"]))
+    return df, meta

@@ -1,4 +1,4 @@
-"""Figures of the paper (2, 3, 4, 8, 9) from tables only; each returns its data as a tidy table.
+"""Figures of the paper (2, 3, 4, 5, 8, 9) from tables only; each returns its data as a tidy table.
 
 Colours as in the paper: reference (atomistic or twin) in blue, EPM in red.
 Data tables have the columns ``panel, series, state, quantity, x, y`` (and
@@ -159,6 +159,92 @@ def fig3(out, inputs, ref, cfg):
     return _rows(rec)
 
 
+# ------------------------------------------------------------------------------ Fig. 5
+def fig5(out, inputs, ref, cfg):
+    """Emergent properties at the optimum (section 5): (a) r(dgamma) of Eq. (10); (b) finite-size
+    scaling of std(Sigma_ext) with a power-law fit; (c) <delta tau_c> vs <tau_c> at R ~ 30 per
+    orientation (quench, stationary); (d) Bauschinger test: reload forward and in reverse after
+    unloading from the stationary state (EPM only: the reference tables hold no unloading run)."""
+    from .observables import macro_summary, rms_deviation
+    from .simulate import loading_curve
+
+    R = Reference.from_dir(ref)
+    cr, ce = _colors(cfg)
+    ep_macro = _read_many([p for p in inputs if Path(p).name.startswith("macro")])
+    ep_probe = _read_many([p for p in inputs if Path(p).name.startswith("probe")],
+                          columns=["state", "replica", "R", "alpha", "tau_c", "drop_tau_c"])
+    sizes = _read_many([p for p in inputs if Path(p).name.startswith("size")])
+    bau = _read_many([p for p in inputs if Path(p).name.startswith("bauschinger")])
+    windows = [float(w) for w in cfg.get("rms_windows", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1])]
+    rec = []
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
+    # (a) r(dgamma), saturating at std(Sigma_ext)
+    for df, ser, col in ((R.macro, "reference", cr), (ep_macro, "epm", ce)):
+        if df.empty:
+            continue
+        r = rms_deviation(df, windows)
+        ax[0].errorbar(r["dgamma"], r["r"], yerr=r["r_sem"], fmt="o-", ms=3, color=col, label=ser)
+        sd = float(np.mean([macro_summary(g)["sigma_std"] for _, g in df.groupby("replica")]))
+        ax[0].axhline(sd, color=col, ls=":", lw=0.8)
+        rec += [dict(panel="a", series=ser, quantity="r", x=x, y=y, yerr=e)
+                for x, y, e in zip(r["dgamma"], r["r"], r["r_sem"])]
+        rec.append(dict(panel="a", series=ser, quantity="sigma_std", x=np.nan, y=sd))
+    ax[0].set(xscale="log", yscale="log", xlabel=r"$\Delta\gamma^{ext}$", ylabel=r"$r(\Delta\gamma^{ext})$")
+    ax[0].legend(frameon=False, fontsize=7)
+    # (b) finite-size scaling
+    if not sizes.empty:
+        g = sizes.groupby("domain_length")["sigma_std"]
+        x, y = g.mean().index.to_numpy(float), g.mean().to_numpy()
+        e = (g.std(ddof=1) / np.sqrt(g.count())).fillna(0.0).to_numpy()
+        ax[1].errorbar(x, y, yerr=e, fmt="o", ms=4, color=ce, label="epm")
+        rec += [dict(panel="b", series="epm", quantity="sigma_std", x=a, y=b, yerr=c) for a, b, c in zip(x, y, e)]
+        if len(x) > 1:
+            slope, icpt = np.polyfit(np.log(x), np.log(y), 1)
+            xx = np.geomspace(x.min(), x.max(), 20)
+            ax[1].plot(xx, np.exp(icpt) * xx**slope, "-", color=ce, lw=0.8, label=f"$L^{{{slope:.2f}}}$ (paper: $L^{{-0.94}}$)")
+            rec.append(dict(panel="b", series="epm", quantity="exponent", x=np.nan, y=slope))
+    Lref = float(R.meta.get("domain_length", np.nan))
+    sd_ref = [macro_summary(g)["sigma_std"] for _, g in R.macro.groupby("replica")]
+    ax[1].errorbar([Lref], [np.mean(sd_ref)], yerr=[np.std(sd_ref, ddof=1) / np.sqrt(len(sd_ref)) if len(sd_ref) > 1 else 0],
+                   fmt="s", color=cr, label="reference")
+    rec.append(dict(panel="b", series="reference", quantity="sigma_std", x=Lref, y=float(np.mean(sd_ref))))
+    ax[1].set(xscale="log", yscale="log", xlabel="domain length L", ylabel=r"std($\Sigma_{xy}^{ext}$)")
+    ax[1].legend(frameon=False, fontsize=7)
+    # (c) <drop> vs <tau_c> per orientation at R ~ 30
+    for df, ser, col in ((R.probe, "reference", cr), (ep_probe, "epm", ce)):
+        if df.empty:
+            continue
+        for state, mk in (("quench", "s"), ("stationary", "o")):
+            d = df[df["state"].astype(str) == state]
+            if d.empty:
+                continue
+            d = d[np.isclose(d["R"], _nearest_R(d))]
+            m = d.groupby("alpha")[["tau_c", "drop_tau_c"]].mean()
+            ax[2].plot(m["tau_c"], m["drop_tau_c"], mk, ms=4, color=col, mfc="none" if state == "quench" else col,
+                       label=f"{ser} {state}")
+            for a_deg, (xv, yv) in zip(m.index, m.to_numpy()):
+                rec.append(dict(panel="c", series=ser, state=state, quantity=f"alpha={a_deg:g}", x=xv, y=yv))
+            for a_deg, tag in ((0.0, "+"), (90.0, "-")):
+                sel = _alpha_eq(m.reset_index(), a_deg)
+                if sel.any() and state == "stationary":
+                    row = m.reset_index()[sel].iloc[0]
+                    ax[2].annotate(tag, (row["tau_c"], row["drop_tau_c"]), fontsize=9, color=col)
+    ax[2].set(xlabel=r"$\langle\bar\tau^c\rangle$ (R~30)", ylabel=r"$\langle\delta\bar\tau^c\rangle$")
+    ax[2].legend(frameon=False, fontsize=7)
+    # (d) Bauschinger test
+    if not bau.empty:
+        strain = float(bau["gamma_load"].max())
+        grid = np.linspace(0.0, strain, 101)
+        for branch, ls, lab in (("forward", "-", r"reload $\alpha^{ext}=0°$"), ("reverse", "--", r"reverse $\alpha^{ext}=90°$")):
+            y = loading_curve(bau, branch, grid)
+            ax[3].plot(grid, y, ls, color=ce, label=lab)
+            rec += [dict(panel="d", series="epm", state=branch, quantity="sigma_load", x=a, y=b) for a, b in zip(grid, y)]
+    ax[3].set(xlabel=r"$\gamma$ since unloading", ylabel=r"$M(\alpha^{ext}):\Sigma^{ext}$")
+    ax[3].legend(frameon=False, fontsize=7)
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
 # ------------------------------------------------------------------------------ local statistics
 def _local_tables(inputs, ref):
     R = Reference.from_dir(ref)
@@ -275,4 +361,4 @@ def fig9(out, inputs, ref, cfg):
     return _rows(rec)
 
 
-FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig8": fig8, "fig9": fig9}
+FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig8": fig8, "fig9": fig9}

@@ -170,18 +170,46 @@ def cmd_optimum(a):
         opt.to_csv(a.csv, index=False)
 
 
+def _optimum_row(path, l):
+    from epcal.schema import read_table
+
+    opt = read_table(path)
+    return opt.loc[(opt["l"] - float(l)).abs().idxmin()]
+
+
 def cmd_optimum_ensemble(a):
     from epcal.calibrate import optimum_ensemble
-    from epcal.schema import MACRO, PROBE, read_table, write_table
+    from epcal.schema import MACRO, PROBE, write_table
 
     cfg = _cfg(a.cfg)
-    opt = read_table(a.optimum)
-    row = opt.loc[(opt["l"] - float(a.l)).abs().idxmin()]
+    row = _optimum_row(a.optimum, a.l)
     ref_meta = _ref(a.ref, [0.0]).meta if a.ref else None
     macro, probe, meta = optimum_ensemble(row, cfg, int(a.batch), threads=a.threads, ref_meta=ref_meta)
     write_table(macro, a.out_macro, meta, MACRO)
     write_table(probe, a.out_probe, meta, PROBE)
     _log(f"optimum ensemble batch {a.batch}: {macro['replica'].nunique()} replicas, {len(probe)} probe rows")
+
+
+def cmd_emergent_size(a):
+    from epcal.calibrate import emergent_size
+    from epcal.schema import write_table
+
+    cfg = _cfg(a.cfg)
+    ref_meta = _ref(a.ref, [0.0]).meta if a.ref else None
+    df, meta = emergent_size(_optimum_row(a.optimum, a.l), cfg, int(a.size), threads=a.threads, ref_meta=ref_meta)
+    write_table(df, a.out, meta)
+    _log(f"size scaling L_EP = {a.size}: std(Sigma_ext) = {df['sigma_std'].mean():.4f} over {len(df)} replicas")
+
+
+def cmd_emergent_bauschinger(a):
+    from epcal.calibrate import emergent_bauschinger
+    from epcal.schema import write_table
+
+    cfg = _cfg(a.cfg)
+    ref_meta = _ref(a.ref, [0.0]).meta if a.ref else None
+    df, meta = emergent_bauschinger(_optimum_row(a.optimum, a.l), cfg, threads=a.threads, ref_meta=ref_meta)
+    write_table(df, a.out, meta)
+    _log(f"Bauschinger test: {df['replica'].nunique()} replicas")
 
 
 def cmd_figure(a):
@@ -250,8 +278,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", required=True, type=int)
     p.add_argument("--out-macro", required=True)
     p.add_argument("--out-probe", required=True)
+    p = add("emergent-size", cmd_emergent_size,
+            "Finite-size scaling at the optimum (Fig. 5b): stationary std(Sigma_ext) on an L_EP x L_EP lattice",
+            threads=True)
+    p.add_argument("--optimum", required=True)
+    p.add_argument("--ref", default=None, help="reference directory (moduli when model keys are null)")
+    p.add_argument("--l", required=True, type=float)
+    p.add_argument("--size", required=True, type=int, help="lattice size L_EP")
+    p = add("emergent-bauschinger", cmd_emergent_bauschinger,
+            "Bauschinger test at the optimum (Fig. 5d): unload from the stationary state, reload both senses",
+            threads=True)
+    p.add_argument("--optimum", required=True)
+    p.add_argument("--ref", default=None, help="reference directory (moduli when model keys are null)")
+    p.add_argument("--l", required=True, type=float)
     p = add("figure", cmd_figure, "Draw one figure of the paper and write its data table")
-    p.add_argument("name", help="fig2, fig3, fig4, fig8, fig9")
+    p.add_argument("name", help="fig2, fig3, fig4, fig5, fig8, fig9")
     p.add_argument("--data", required=True, help="parquet file with the plotted data")
     p.add_argument("--ref", default=None, help="reference directory")
     p.add_argument("--inputs", nargs="*", default=[], help="input tables")

@@ -1,0 +1,95 @@
+# Emergent properties at the optimum (paper section 5, Fig. 5), at the figure's l:
+#   emergent_size (one job per lattice size L_EP) -> finite-size scaling of std(Sigma_ext)
+#   emergent_bauschinger                         -> unload from the stationary state, reload both senses
+#   fig5: r(dgamma) from the optimum ensemble's stress-strain curves, the two tables above and
+#         <delta tau_c> vs <tau_c> from the optimum ensemble's probe tables, against the reference.
+# Only the `emergent` config slice (plus seed and model) reaches these jobs.
+
+EMERGENT = config["emergent"]
+
+
+def emergent_cfg(w):
+    return as_json({**strip(EMERGENT, "resources", "enabled"), "model": config["model"], "seed": config["seed"],
+                    "T_default": config["optimum"].get("T_default", 0.25)})
+
+
+def emergent_tables():
+    l = figure_l()
+    return [f"results/emergent/l{l}/size_L{L}.parquet" for L in EMERGENT["sizes"]] + \
+        [f"results/emergent/l{l}/bauschinger.parquet"]
+
+
+rule emergent_size:
+    input:
+        optimum="results/calibration/optimum.parquet",
+        ref=ref_files(),
+        code=code(*ENGINE_CODE, "calibrate"),
+    output:
+        "results/emergent/l{l}/size_L{L}.parquet",
+    params:
+        ref=ref_dir(),
+        cfg=emergent_cfg,
+    threads: res("emergent", "threads", 1)
+    resources:
+        mem_mb=res("emergent", "mem_mb", 2000),
+        runtime=res("emergent", "runtime", 30),
+    log:
+        log_of("emergent/l{l}/size_L{L}"),
+    benchmark:
+        bench_of("emergent/l{l}/size_L{L}")
+    conda:
+        "../../envs/epcal.yaml"
+    shell:
+        "{EPCAL} emergent-size --optimum {input.optimum} --ref {params.ref} --l {wildcards.l} --size {wildcards.L} "
+        "--cfg {params.cfg:q} --threads {threads} --out {output} 2> {log}"
+
+
+rule emergent_bauschinger:
+    input:
+        optimum="results/calibration/optimum.parquet",
+        ref=ref_files(),
+        code=code(*ENGINE_CODE, "calibrate"),
+    output:
+        "results/emergent/l{l}/bauschinger.parquet",
+    params:
+        ref=ref_dir(),
+        cfg=emergent_cfg,
+    threads: res("emergent", "threads", 1)
+    resources:
+        mem_mb=res("emergent", "mem_mb", 2000),
+        runtime=res("emergent", "runtime", 30),
+    log:
+        log_of("emergent/l{l}/bauschinger"),
+    benchmark:
+        bench_of("emergent/l{l}/bauschinger")
+    conda:
+        "../../envs/epcal.yaml"
+    shell:
+        "{EPCAL} emergent-bauschinger --optimum {input.optimum} --ref {params.ref} --l {wildcards.l} "
+        "--cfg {params.cfg:q} --threads {threads} --out {output} 2> {log}"
+
+
+rule fig5:
+    input:
+        tables=optimum_batches("macro") + optimum_batches("probe") + emergent_tables(),
+        ref=ref_files(),
+        code=code("figures", "observables", "simulate"),
+    output:
+        fig=report(f"results/figures/fig5.{FIG_EXT}", caption="../report/fig5.rst", category="Emergent properties"),
+        data="results/figures/fig5.parquet",
+    params:
+        cfg=lambda w: as_json({**config["figures"], "l": float(figure_l()), "rms_windows": EMERGENT["rms_windows"]}),
+        ref=ref_dir(),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        log_of("figures/fig5"),
+    benchmark:
+        bench_of("figures/fig5")
+    conda:
+        "../../envs/epcal.yaml"
+    shell:
+        "{EPCAL} figure fig5 --inputs {input.tables} --ref {params.ref} --cfg {params.cfg:q} "
+        "--out {output.fig} --data {output.data} 2> {log}"
