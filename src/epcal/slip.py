@@ -33,10 +33,9 @@ def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-@njit(cache=True)
-def rng_next(state):
-    """Next 64-bit output of xoshiro256** (state: uint64[4], updated in place)."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+@njit(cache=True, inline="always")
+def _xoshiro_step(s0, s1, s2, s3):
+    """One xoshiro256** step on the state words: (output, new state words)."""
     result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -45,7 +44,13 @@ def rng_next(state):
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
-    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return result, s0, s1, s2, s3
+
+
+@njit(cache=True)
+def rng_next(state):
+    """Next 64-bit output of xoshiro256** (state: uint64[4], updated in place)."""
+    result, state[0], state[1], state[2], state[3] = _xoshiro_step(state[0], state[1], state[2], state[3])
     return result
 
 
@@ -60,14 +65,7 @@ def rng_fill_uniform(state, out):
     """out[:] = successive rng_uniform(state) draws (same stream), with the state kept in registers."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for i in range(out.shape[0]):
-        result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
-        t = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = _rotl(s3, 45)
+        result, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
         out[i] = ((result >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 

@@ -278,19 +278,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", required=True, type=int)
     p.add_argument("--out-macro", required=True)
     p.add_argument("--out-probe", required=True)
-    p = add("emergent-size", cmd_emergent_size,
-            "Finite-size scaling at the optimum (Fig. 5b): stationary std(Sigma_ext) on an L_EP x L_EP lattice",
-            threads=True)
-    p.add_argument("--optimum", required=True)
-    p.add_argument("--ref", default=None, help="reference directory (moduli when model keys are null)")
-    p.add_argument("--l", required=True, type=float)
+    def at_optimum(p):
+        p.add_argument("--optimum", required=True, help="results/calibration/optimum.parquet")
+        p.add_argument("--ref", default=None, help="reference directory (moduli when model keys are null)")
+        p.add_argument("--l", required=True, type=float, help="element length (nearest row of the optimum table)")
+        return p
+
+    p = at_optimum(add("emergent-size", cmd_emergent_size, "Finite-size scaling at the optimum (Fig. 5b): "
+                       "stationary std(Sigma_ext) on an L_EP x L_EP lattice", threads=True))
     p.add_argument("--size", required=True, type=int, help="lattice size L_EP")
-    p = add("emergent-bauschinger", cmd_emergent_bauschinger,
-            "Bauschinger test at the optimum (Fig. 5d): unload from the stationary state, reload both senses",
-            threads=True)
-    p.add_argument("--optimum", required=True)
-    p.add_argument("--ref", default=None, help="reference directory (moduli when model keys are null)")
-    p.add_argument("--l", required=True, type=float)
+    at_optimum(add("emergent-bauschinger", cmd_emergent_bauschinger, "Bauschinger test at the optimum (Fig. 5d): "
+                   "unload from the stationary state, reload both senses", threads=True))
     p = add("figure", cmd_figure, "Draw one figure of the paper and write its data table")
     p.add_argument("name", help="fig2, fig3, fig4, fig5, fig8, fig9")
     p.add_argument("--data", required=True, help="parquet file with the plotted data")
