@@ -7,6 +7,9 @@ shared/paper).  See DESIGN.md for conventions.
 __version__ = "0.1.0"
 
 
+_STALE_CACHE_SECONDS = 6 * 3600
+
+
 def _key_numba_cache() -> None:
     """Point numba's on-disk cache at a directory keyed by the content of the whole package.
 
@@ -14,12 +17,13 @@ def _key_numba_cache() -> None:
     another module whose function it calls (inlined at compile time), it would
     load stale machine code.  Keying the directory by a hash of every source
     file of epcal makes any change recompile.  Older directories of a source
-    tree's ``__pycache__`` are removed.  A user-set ``NUMBA_CACHE_DIR`` wins.
+    tree's ``__pycache__`` are removed after six hours.  A user-set ``NUMBA_CACHE_DIR`` wins.
     """
     import hashlib
     import os
     import shutil
     import tempfile
+    import time
     from pathlib import Path
 
     if os.environ.get("NUMBA_CACHE_DIR"):
@@ -43,8 +47,14 @@ def _key_numba_cache() -> None:
 
         config.CACHE_DIR = str(target)
         if base == here / "__pycache__":
+            # an edited source tree: drop caches of older source states, once no process can still
+            # be using them (a running process keeps the directory it started with)
             for old in base.glob("numba-*"):
-                if old.name != name:
+                try:
+                    stale = old.name != name and time.time() - old.stat().st_mtime > _STALE_CACHE_SECONDS
+                except OSError:
+                    continue
+                if stale:
                     shutil.rmtree(old, ignore_errors=True)
         return
 
