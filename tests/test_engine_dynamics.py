@@ -206,7 +206,7 @@ def test_kmc_temperature_controls_the_quenched_stress():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(k=-1.0), "k"), (dict(N=10), "multiple of 4"), (dict(lam=0.0), "lam"), (dict(chi=-2.0), "chi"),
+    (dict(k=-1.0), "k"), (dict(k=0.05), "Weibull shape >= 0.1"), (dict(N=10), "multiple of 4"), (dict(lam=0.0), "lam"), (dict(chi=-2.0), "chi"),
     (dict(L=1), "L"), (dict(B=1.0), "bulk"),
 ])
 def test_bad_parameters_raise_clear_errors(kwargs, match):

@@ -108,6 +108,8 @@ BAD = [
     (lambda c: c["fit"].__setitem__("interp", "cubic"), ["fit.interp", "cubic", "regression"]),
     (lambda c: c["reference"]["twin"].__setitem__("seed", c["seed"]), ["reference.twin.seed", "different"]),
     (lambda c: c.__setitem__("k", {"min": 1.0, "max": 3.0}), ["'k'", "min, max, step"]),
+    (lambda c: c.__setitem__("k", [0.05, 1.0]), ["'k'", "0.05", ">= 0.1"]),
+    (lambda c: c["emergent"].__setitem__("sizes", [8]), ["emergent.sizes", "[8]"]),
 ]
 
 

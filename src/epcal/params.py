@@ -38,6 +38,10 @@ def patch_radius(n: int, l: float) -> float:
     return l * n / math.sqrt(math.pi)
 
 
+#: smallest accepted Weibull shape: keeps (-ln u)^(1/k) inside double range for every u (epcal.vecmath)
+K_MIN = 0.1
+
+
 @dataclasses.dataclass(frozen=True)
 class EPMParams:
     """Parameters of one EPM (section 3).
@@ -74,7 +78,8 @@ class EPMParams:
             ("l", self.l, self.l > 0 and math.isfinite(self.l), "a positive element length"),
             ("N (--slip-systems)", self.N, isinstance(self.N, int) and self.N >= 4 and self.N % 4 == 0,
              "a positive multiple of 4 (groups theta, theta+pi/2, theta+pi/4, theta+3pi/4)"),
-            ("k", self.k, self.k > 0 and math.isfinite(self.k), "a positive Weibull shape"),
+            ("k", self.k, self.k >= K_MIN and math.isfinite(self.k),
+             f"a Weibull shape >= {K_MIN} (below, the thresholds would span more than 300 decades)"),
             ("lam", self.lam, self.lam > 0 and math.isfinite(self.lam), "a positive Weibull scale"),
             ("chi", self.chi, self.chi > 0 and math.isfinite(self.chi), "a positive amplitude exponent"),
             ("G (--shear-modulus)", self.G, self.G > 0, "a positive shear modulus"),

@@ -90,6 +90,9 @@ def validate_config(cfg: dict, schema_file=SCHEMA_FILE) -> dict:
     if cfg["quench"]["enabled"] and "T" not in cfg["quench"]:
         raise ValueError("invalid configuration: config key 'quench.T' is missing, expected the temperature "
                          "grid when quench.enabled = true")
+    if min(grid(cfg["k"])) < 0.1:
+        raise ValueError(f"invalid configuration: config key 'k' = {cfg['k']}: expected Weibull shapes >= 0.1 "
+                         "(src/epcal/params.py K_MIN)")
     for key in ("lam", "chi"):
         spec = cfg["macro"]["search"][key]
         if isinstance(spec, dict) and spec["max"] < spec["min"]:
