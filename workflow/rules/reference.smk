@@ -28,6 +28,31 @@ def _atom(key, default=None):
     return ATOM.get(key, default)
 
 
+# MPI inside a job: mpi_ranks LAMMPS ranks per job (each with `threads` OpenMP threads), launched
+# by `mpi_launcher` (e.g. "mpirun -np" on a workstation, "srun -n" on SLURM) followed by the rank
+# count.  mpi_ranks = 1 (default): no launcher, a plain serial job.  Snakemake counts
+# mpi_ranks x threads cores per job; the SLURM executor gets tasks = mpi_ranks and
+# cpus_per_task = threads (and the `mpi` resource, which marks an MPI job): prepare and shear.
+# The probe jobs have their own count, probe_mpi_ranks (default 1): their time goes mostly into the
+# Python-side Newton solver of the patches, which every rank repeats; probe_chunks parallelizes them.
+ATOM_THREADS = int(_atom("threads", 1))
+
+
+def _mpi(ranks):
+    """(launcher prefix of the shell command, extra resources) of a job with ``ranks`` MPI ranks."""
+    ranks = int(ranks)
+    if ranks <= 1:
+        return "", {}
+    launcher = _atom("mpi_launcher", "mpirun -np")
+    return f"{launcher} {ranks} ", {"mpi": launcher, "tasks": ranks}
+
+
+ATOM_RANKS = int(_atom("mpi_ranks", 1))
+ATOM_LAUNCH, ATOM_MPI = _mpi(ATOM_RANKS)
+PROBE_RANKS = int(_atom("probe_mpi_ranks", 1))
+PROBE_LAUNCH, PROBE_MPI = _mpi(PROBE_RANKS)
+
+
 rule ref_all:
     """The atomistic reference directory, checked (standalone: snakemake -s workflow/rules/reference.smk)."""
     input:
@@ -42,14 +67,15 @@ rule ref_prepare:
     params:
         n_atoms=ATOM["n_atoms"], seed=ATOM["seed"], t_equil=ATOM["t_equil"],
         temperature=_atom("temperature", 0.351), dt=_atom("dt", 0.005),
-        quench_ftol=_atom("quench_ftol", 1e-10),
-    threads: _atom("threads", 1)
+        quench_ftol=_atom("quench_ftol", 1e-10), omp=ATOM_THREADS, launch=ATOM_LAUNCH,
+    threads: ATOM_RANKS * ATOM_THREADS
     resources:
-        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_prepare", 60),
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_prepare", 60), cpus_per_task=ATOM_THREADS,
+        **ATOM_MPI,
     log: f"{ATOM_OUT}/logs/prepare_{{r}}.log"
     benchmark: f"{ATOM_OUT}/benchmarks/prepare_{{r}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference prepare "
+        "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference prepare "
         "--n-atoms {params.n_atoms} --replica {wildcards.r} --seed {params.seed} "
         "--t-equil {params.t_equil} --temperature {params.temperature} --dt {params.dt} "
         "--quench-ftol {params.quench_ftol} --out-state {output.state} --out-info {output.info} "
@@ -65,16 +91,18 @@ rule ref_shear:
     params:
         gamma_max=ATOM["gamma_max"], dgamma=_atom("dgamma", 1e-4), ftol=_atom("aqs_ftol", 5e-4),
         every=_atom("checkpoint_every", 500),
-        checkpoint=f"{ATOM_OUT}/checkpoints/aqs_{{r}}.npz",
-    threads: _atom("threads", 1)
+        checkpoint=f"{ATOM_OUT}/checkpoints/aqs_{{r}}.npz", solver=_atom("aqs_solver", "cg"),
+        omp=ATOM_THREADS, launch=ATOM_LAUNCH,
+    threads: ATOM_RANKS * ATOM_THREADS
     resources:
-        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_shear", 120),
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_shear", 120), cpus_per_task=ATOM_THREADS,
+        **ATOM_MPI,
     log: f"{ATOM_OUT}/logs/shear_{{r}}.log"
     benchmark: f"{ATOM_OUT}/benchmarks/shear_{{r}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference shear "
+        "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference shear "
         "--state {input.state} --replica {wildcards.r} "
-        "--gamma-max {params.gamma_max} --dgamma {params.dgamma} --ftol {params.ftol} "
+        "--gamma-max {params.gamma_max} --dgamma {params.dgamma} --ftol {params.ftol} --solver {params.solver} "
         "--checkpoint {params.checkpoint} --checkpoint-every {params.every} "
         "--out-steps {output.steps} --out-state {output.state} > {log} 2>&1"
 
@@ -98,14 +126,15 @@ rule ref_probe:
         grid=ATOM["grid_spacing"], coarse=_atom("probe_coarse", 20), ftol=_atom("probe_ftol", 1e-8),
         gamma_max=_atom("probe_gamma_max", 0.5),
         checkpoint=f"{ATOM_OUT}/checkpoints/probe_{{state}}_{{r}}_{{chunk}}.parquet",
-        n_chunks=len(ATOM_CHUNKS),
-    threads: _atom("threads", 1)
+        n_chunks=len(ATOM_CHUNKS), omp=ATOM_THREADS, launch=PROBE_LAUNCH,
+    threads: PROBE_RANKS * ATOM_THREADS
     resources:
-        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_probe", 120),
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_probe", 120), cpus_per_task=ATOM_THREADS,
+        **PROBE_MPI,
     log: f"{ATOM_OUT}/logs/probe_{{state}}_{{r}}_{{chunk}}.log"
     benchmark: f"{ATOM_OUT}/benchmarks/probe_{{state}}_{{r}}_{{chunk}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} EPCAL_LAMMPS_THREADS={threads} epcal reference probe "
+        "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference probe "
         "--state {input.state} --state-name {wildcards.state} --replica {wildcards.r} "
         "--R {params.R} --alpha {params.alpha} --grid {params.grid} --coarse {params.coarse} "
         "--ftol {params.ftol} --gamma-max {params.gamma_max} --chunk {wildcards.chunk} "

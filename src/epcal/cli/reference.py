@@ -8,6 +8,11 @@ Verbs (called by workflow/rules/reference.smk):
 * ``probe``    local yield stress tests of one state (resumable)
 * ``tables``   the reference directory (macro, macro_steps, probe, reference.yaml)
 * ``check``    validate any reference directory (e.g. a user's own MD tables)
+
+``prepare``, ``shear`` and ``probe`` run as they are on one core, or under MPI
+(``mpirun -np N epcal reference ...``, ``srun -n N ...``): LAMMPS then spreads each
+instance over the N ranks (no mpi4py needed: LAMMPS initializes MPI), every rank
+runs the same Python code, and only rank 0 writes files and logs.
 """
 from __future__ import annotations
 
@@ -45,7 +50,10 @@ def register(sub) -> None:
     q.add_argument("--replica", type=int, required=True)
     q.add_argument("--gamma-max", type=float, required=True)
     q.add_argument("--dgamma", type=float, default=1e-4)
-    q.add_argument("--ftol", type=float, default=1e-4, help="CG tolerance on the force 2-norm per step")
+    q.add_argument("--ftol", type=float, default=1e-4, help="tolerance on the force 2-norm per step (LAMMPS fnorm)")
+    q.add_argument("--solver", choices=("cg", "newton"), default="cg",
+                   help="per-step relaxation: LAMMPS CG from the previous non-affine displacement, or modified "
+                        "Newton with a reused sparse Hessian factorization (Anderson-accelerated; CG fallback)")
     q.add_argument("--checkpoint", required=True, help="npz checkpoint (resumed if it exists)")
     q.add_argument("--checkpoint-every", type=int, default=500)
     q.add_argument("--out-steps", required=True, help="parquet, one row per AQS step")
@@ -104,12 +112,15 @@ def cmd_prepare(args) -> int:
     import pandas as pd
 
     from epcal.reference import glass
-    from epcal.reference.engine import lammps_version
+    from epcal.reference.engine import is_root, lammps_version, world_size
     from epcal.schema import write_table
 
     seed = glass.sample_seed(args.seed, args.replica)
     g, info = glass.prepare_glass(args.n_atoms, seed, args.t_equil, temperature=args.temperature, dt=args.dt,
                                   quench_ftol=args.quench_ftol)
+    version = lammps_version()  # collective under MPI: every rank creates the instance
+    if not is_root():
+        return 0
     Path(args.out_state).parent.mkdir(parents=True, exist_ok=True)
     g.save(args.out_state, seed=seed, replica=args.replica)
     tr = info.pop("trace")
@@ -117,7 +128,8 @@ def cmd_prepare(args) -> int:
     write_table(pd.DataFrame({k: tr[k] for k in ("time", "pe_per_atom", "temperature", "fs", "msd")}),
                 args.out_trace, _meta(args, seed=seed))
     out = {"replica": args.replica, "seed": seed, "n_atoms": g.n, "box": [g.lx, g.ly, g.xy],
-           "equilibration": diag, "lammps_version": lammps_version(), **_meta(args), **info}
+           "equilibration": diag, "lammps_version": version, "mpi_ranks": world_size(), **_meta(args),
+           **info}
     Path(args.out_info).write_text(json.dumps(out, indent=1, default=_jd))
     print(f"glass replica {args.replica}: seed {seed}, G={info['moduli']['G']:.3f} B={info['moduli']['B']:.3f}, "
           f"plateau={diag['energy_plateau']} window/tau_alpha={diag['window_over_tau_alpha']:.1f}, "
@@ -139,23 +151,26 @@ def _jd(o):
 
 def cmd_shear(args) -> int:
     from epcal.reference import aqs
-    from epcal.reference.engine import State
+    from epcal.reference.engine import State, is_root, world_size
     from epcal.schema import write_table
 
     n_steps = int(round(args.gamma_max / args.dgamma))
     ck = Path(args.checkpoint)
     if ck.exists():
         st, start, rows, u_prev = aqs.resume(ck)
-        print(f"resuming from step {start} ({ck})")
+        if is_root():
+            print(f"resuming from step {start} ({ck})")
     else:
         st, start, rows, u_prev = State.load(args.state), 0, [], None
     t0 = time.perf_counter()
     df, final = aqs.run_aqs(st, n_steps, dgamma=args.dgamma, ftol=args.ftol, replica=args.replica,
                             start_step=start, checkpoint=ck, checkpoint_every=args.checkpoint_every,
-                            rows=rows, u_prev=u_prev, log=sys.stdout)
+                            rows=rows, u_prev=u_prev, log=sys.stdout, solver=args.solver)
     wall = time.perf_counter() - t0
+    if not is_root():
+        return 0
     final.save(args.out_state, step=n_steps, gamma=n_steps * args.dgamma)
-    write_table(df, args.out_steps, _meta(args, wall_seconds=wall))
+    write_table(df, args.out_steps, _meta(args, wall_seconds=wall, mpi_ranks=world_size()))
     done = df.iloc[start + 1:] if len(df) > start + 1 else df
     print(f"AQS replica {args.replica}: {n_steps} steps, {1e3 * done['seconds'].mean():.1f} ms/step, "
           f"{done['iterations'].mean():.1f} CG iterations/step")
@@ -166,8 +181,10 @@ def cmd_probe(args) -> int:
     import pandas as pd
 
     from epcal.reference import lys
-    from epcal.reference.engine import State
+    from epcal.reference.engine import State, is_root, world_size
     from epcal.schema import PROBE, write_table
+
+    root = is_root()  # under MPI only rank 0 writes (checkpoints, output, log)
 
     st = State.load(args.state)
     ck = Path(args.checkpoint)
@@ -177,11 +194,14 @@ def cmd_probe(args) -> int:
     if ck.exists() and ck_done.exists():
         ck_rows = pd.read_parquet(ck).to_dict("records")
         done = {(int(i), float(r)) for i, r in json.loads(ck_done.read_text())}
-        print(f"resuming: {len(done)} patches done, {len(ck_rows)} tests")
+        if root:
+            print(f"resuming: {len(done)} patches done, {len(ck_rows)} tests")
 
     def on_patch(key, new_rows):
         ck_rows.extend({**r, "patch": key[0]} for r in new_rows)
         done.add(key)
+        if not root:
+            return
         ck.parent.mkdir(parents=True, exist_ok=True)
         tmp = ck.with_name(ck.name + ".tmp")
         pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"]).to_parquet(tmp)
@@ -195,15 +215,17 @@ def cmd_probe(args) -> int:
     n_patch = 0
     for key, new in lys.probe_state(st, args.state_name, args.replica, args.R, args.alpha, args.grid,
                                     coarse=args.coarse, ftol=args.ftol, k_max=k_max, done=done,
-                                    on_patch=on_patch, log=sys.stdout, chunk=args.chunk, solver=args.solver,
-                                    n_chunks=args.n_chunks):
+                                    on_patch=on_patch, log=sys.stdout if root else None, chunk=args.chunk,
+                                    solver=args.solver, n_chunks=args.n_chunks):
         n_patch += 1
-        if n_patch % 10 == 0:
+        if root and n_patch % 10 == 0:
             print(f"{len(done)} patches done, {time.perf_counter() - t0:.0f} s", flush=True)
     df = pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"])
     df = df.drop_duplicates(subset=["patch", "R", "alpha"], keep="last").drop(columns="patch")
     df = df.astype({"replica": "int64", "state": str}).reset_index(drop=True)
-    write_table(df, args.out, _meta(args, wall_seconds=time.perf_counter() - t0), PROBE)
+    if not root:
+        return 0
+    write_table(df, args.out, _meta(args, wall_seconds=time.perf_counter() - t0, mpi_ranks=world_size()), PROBE)
     print(f"probe {args.state_name} replica {args.replica}: {len(df)} tests")
     return 0
 

