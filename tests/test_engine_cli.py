@@ -47,11 +47,28 @@ def test_aqs_quench_probe_pipeline(tmp_path, capsys):
     assert len(p) == 2 * 2 * 64 * 3 * 2
 
 
+def test_variant_runs_and_probes_from_its_state_file(tmp_path, capsys):
+    """A two-system variant: its states carry the variant, so probing rebuilds the same model."""
+    states = tmp_path / "states.parquet"
+    assert main(["aqs", "--size", "6", "--variant", "H", "--tau-c", "0.6", "--dgamma-pl", "0.03", "--gamma-max", "0.6",
+                 "--snapshots", "0.6", "--states-out", str(states), "--summary"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["drops_per_strain"] > 0
+    assert read_metadata(states)["variant"]["name"] == "H"
+    probe = tmp_path / "probe.parquet"
+    assert main(["probe", "--states", str(states), "--n", "2", "--alpha", "0,90", "--out", str(probe)]) == 0
+    p = pd.read_parquet(probe)
+    assert read_metadata(probe)["variant"]["tau_c"] == 0.6
+    assert (p.tau_c > 0).all()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["aqs", "--k", "-1"], "parameter k = -1.0"),
     (["aqs", "--slip-systems", "10"], "multiple of 4"),
     (["quench", "--T", "0"], "--T 0"),
     (["probe", "--states", "nonexistent.parquet"], "nonexistent.parquet"),
+    (["aqs", "--variant", "A"], "not implemented"),
+    (["aqs", "--variant", "E"], "--tau-c"),
 ])
 def test_bad_input_gives_clear_error(args, needle):
     proc = subprocess.run([sys.executable, "-m", "epcal.cli", *args], capture_output=True, text=True)

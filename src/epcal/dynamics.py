@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .slip import RENEWAL_WORK_ROWS, renew_element, rng_uniform, slip_amplitude
+from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_element, renew_systems, rng_uniform, slip_amplitude
+from .variants import V_AMPLITUDES, V_KERNEL, V_SYSTEMS, V_THRESHOLDS
 
 #: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
 ACTIVE = 0.0
@@ -90,6 +91,63 @@ def apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b):
 
 
 @njit(cache=True)
+def redistribute(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b, vopt, rng, scratch, perm):
+    """A slip's stress change under the variant's kernel (:mod:`epcal.variants`).
+
+    Eshelby (original): :func:`apply_slip`.  Shuffled: the changes at the other
+    elements go to a uniformly random permutation of them (Fisher-Yates, a new one
+    per slip).  Mean field: every other element receives their mean.  The slipping
+    element keeps its own change; the sum over the lattice is unchanged.
+    ``scratch`` (E, 3) and ``perm`` (E,) are work arrays.
+    """
+    mode = vopt[V_KERNEL]
+    if mode == 0.0:
+        apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b)
+        return
+    E = sig.shape[0]
+    scratch[:, :] = 0.0
+    apply_slip(scratch, eps_pl, Kd2, Kx2, L, e, dg, a, b)
+    for c in range(3):
+        sig[e, c] += scratch[e, c]
+    if mode == 2.0:
+        m0 = 0.0
+        m1 = 0.0
+        m2 = 0.0
+        for y in range(E):
+            if y != e:
+                m0 += scratch[y, 0]
+                m1 += scratch[y, 1]
+                m2 += scratch[y, 2]
+        m0 /= E - 1
+        m1 /= E - 1
+        m2 /= E - 1
+        for y in range(E):
+            if y != e:
+                sig[y, 0] += m0
+                sig[y, 1] += m1
+                sig[y, 2] += m2
+        return
+    n = 0
+    for y in range(E):
+        if y != e:
+            perm[n] = y
+            n += 1
+    for i in range(n - 1, 0, -1):
+        j = int(rng_uniform(rng) * (i + 1))
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+    q = 0
+    for y in range(E):
+        if y != e:
+            src = perm[q]
+            q += 1
+            sig[y, 0] += scratch[src, 0]
+            sig[y, 1] += scratch[src, 1]
+            sig[y, 2] += scratch[src, 2]
+
+
+@njit(cache=True)
 def weakest_active(sig, ext_xy, tau_c, a, b, e):
     """(system, Delta tau^c) of the lowest distance to threshold in element e."""
     d = sig[e, 0] - sig[e, 1]
@@ -131,18 +189,23 @@ def _cache_bound(cache, e, d, sxy):
 
 @njit(cache=True)
 def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work):
+          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm):
     """Athermal relaxation at fixed external strain (section 3.4); returns the number of slips.
 
     Synchronous steps: every element with an active system (Delta tau^c <= 0) slips
     on its weakest one, with amplitudes drawn from the stresses before this step's
     redistribution; then all redistributions are applied and the slipped elements'
     systems renewed.  Repeats until no system is active.  ``slip_count[e]`` counts
-    slips per element; ``work`` is the renewal work array (:func:`epcal.slip.renewal_work`).
+    slips per element; ``work`` is the renewal work array (:func:`epcal.slip.renewal_work`);
+    ``vopt`` the model variant (:mod:`epcal.variants`), ``scratch``/``perm`` its work arrays.
     """
     E = sig.shape[0]
     total = 0
     bound = cache[3]
+    # the original model's kernels are called directly (no per-slip dispatch)
+    eshelby = vopt[V_KERNEL] == 0.0
+    power_law = vopt[V_AMPLITUDES] == 0.0
+    original_systems = vopt[V_SYSTEMS] == 0.0 and vopt[V_THRESHOLDS] == 0.0
     for _ in range(MAX_RELAX_STEPS):
         nact = 0
         for e in range(E):  # branch-free, vectorized: bounds of all elements
@@ -160,17 +223,26 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
                 tau = tau_c[e, s] - dt
                 buf_e[nact] = e
                 buf_s[nact] = s
-                buf_dg[nact] = slip_amplitude(rng, gcoef[e, s] * tau, chi)
+                if power_law:
+                    buf_dg[nact] = slip_amplitude(rng, gcoef[e, s] * tau, chi)
+                else:
+                    buf_dg[nact] = draw_amplitude(rng, gcoef[e, s] * tau, chi, vopt)
                 nact += 1
         if nact == 0:
             return total
         for i in range(nact):
             e = buf_e[i]
             s = buf_s[i]
-            apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
+            if eshelby:
+                apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
+            else:
+                redistribute(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s], vopt, rng, scratch, perm)
         for i in range(nact):
             e = buf_e[i]
-            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+            if original_systems:
+                renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+            else:
+                renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
             slip_count[e] += 1
             cache[0, e] = -np.inf
         total += nact
@@ -281,7 +353,7 @@ def _steps_to_zero_stress(mres, G, dgamma, n, sign, jmax):
 
 @njit(cache=True, nogil=True)
 def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
-        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips):
+        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, vopt):
     """AQS simple shear from step n toward n_end (either sense), section 3.4.
 
     Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in the
@@ -300,6 +372,8 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
     cache = new_cache(E)
     lb = np.empty(E)
     work = np.empty((RENEWAL_WORK_ROWS, tau_c.shape[1]))
+    scratch = np.empty((E, 3))
+    perm = np.empty(E, np.int64)
     nrec = 0
     mres = mean_xy(sig)
     while n != n_end:
@@ -320,7 +394,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
         ext = G * (n * dgamma)
         before = mres + ext
         ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
-                   slip_count, buf_e, buf_s, buf_dg, cache, work)
+                   slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm)
         if ns > 0:
             mres = mean_xy(sig)
             rec_step[nrec] = n
@@ -430,7 +504,7 @@ def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates
 
 @njit(cache=True, nogil=True)
 def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam, chi, f_coef,
-               slip_count, block, rtol, min_blocks, max_blocks, history):
+               slip_count, block, rtol, min_blocks, max_blocks, history, vopt):
     """Thermal KMC at gamma_ext = 0 (appendix A.3) until stationarity, then T = 0 relaxation.
 
     Rates nu = exp(-Delta tau^c / T) (Eq. 11, V_a = 1).  A thermal event slips the
@@ -470,9 +544,11 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
     buf_dg = np.empty(E)
     cache = new_cache(E)
     work = np.empty((RENEWAL_WORK_ROWS, N))
+    scratch = np.empty((E, 3))
+    perm = np.empty(E, np.int64)
     # start from an athermally stable state
     relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work)
+          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm)
     for e in range(E):
         rref[e] = _element_rates(sig, tau_c, a, b, T, e, rates)
         dref[e] = sig[e, 0] - sig[e, 1]
@@ -489,13 +565,13 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
         nsamp = 0
         for ev in range(block):
             e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates)
-            dg = slip_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi)
-            apply_slip(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s])
-            renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+            dg = draw_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi, vopt)
+            redistribute(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s], vopt, rng, scratch, perm)
+            renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
             slip_count[e] += 1
             cache[0, e] = -np.inf
             relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-                  slip_count, buf_e, buf_s, buf_dg, cache, work)
+                  slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm)
             events += 1
             # --- update the bounds of all elements
             for q in range(E):

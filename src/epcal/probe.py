@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from .dynamics import ACTIVE, CACHE_MARGIN, FRACTURE_LIMIT, MAX_RELAX_STEPS, RUNAWAY_MESSAGE
-from .slip import RENEWAL_WORK_ROWS, renew_element, slip_amplitude
+from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_systems
 
 
 @njit(cache=True)
@@ -53,7 +53,7 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a):
 
 @njit(cache=True, nogil=True)
 def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat, k_off, pf_coef, pf_off,
-                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out):
+                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out, vopt):
     """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
     (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
 
@@ -61,6 +61,8 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
     the patch's lower-left element.  Kernel of size n at kd_flat[k_off[ni]:]
     laid out as [b, a, 3] (reduced, see :func:`epcal.dynamics.reduce_kernel`);
     pf_coef[pf_off[ni] + x] are the Fourier coefficients of f_x(theta) in that patch.
+    ``vopt``: the model variant (:mod:`epcal.variants`): its slip systems, thresholds and
+    amplitudes; the patch kernel stays the fixed-boundary Eshelby kernel in every variant.
     """
     E, N = tau_c.shape
     A = cos2a.shape[0]
@@ -183,7 +185,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                             f = fc[0] + fc[1] * (c2 * c2 - s2 * s2) + fc[2] * (2.0 * s2 * c2) + fc[3] * c2 + fc[4] * s2
                             buf_a[nact] = x
                             buf_s[nact] = bs
-                            buf_dg[nact] = slip_amplitude(rng, -2.0 * tau / f, chi)
+                            buf_dg[nact] = draw_amplitude(rng, -2.0 * tau / f, chi, vopt)
                             nact += 1
                     first = False
                     if nact == 0:
@@ -206,7 +208,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                             loc_sig[y, 2] += dg * (sa * kd_flat[kb + 2] + sb * kx_flat[kb + 2])
                     for i in range(nact):
                         x = buf_a[i]
-                        renew_element(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef, work)
+                        renew_systems(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef, work, vopt)
                         ov[x] = True
                     slips += nact
                     if slips > FRACTURE_LIMIT * m:

@@ -25,6 +25,7 @@ from .params import EPMParams
 from .probe import flatten_patch_kernels, probe_kernel
 from .schema import DELTA_GAMMA
 from .slip import SlipSystems, make_rng_state, slip_stiffness_coefficients
+from .variants import ORIGINAL, Variant
 
 PURPOSE_DYNAMICS, PURPOSE_PROBE_QUENCH, PURPOSE_PROBE_STATIONARY = 0, 1, 2
 
@@ -83,9 +84,12 @@ class QuenchInfo:
 class Model:
     """An EPM with its kernels: ``Model(params)`` then run protocols on states."""
 
-    def __init__(self, params: EPMParams, dgamma: float = DELTA_GAMMA):
+    def __init__(self, params: EPMParams, dgamma: float = DELTA_GAMMA, variant: Variant = ORIGINAL):
         self.params = params.validate()
         self.dgamma = float(dgamma)
+        self.variant = variant.validate()
+        self.vopt = variant.options()
+        self.N = variant.n_systems(params.N)  # slip systems per element actually simulated
         self.K = periodic_kernel(params.L, params.G, params.B)
         self.Kd, self.Kx = (wrap_kernel(k) for k in reduce_kernel(self.K))
         self.f_coef = slip_stiffness_coefficients(self.K)
@@ -96,7 +100,7 @@ class Model:
         """Random slip systems, no pre-stress, zero strain (section 3.2, A.3)."""
         p = self.params
         E = p.L * p.L
-        systems = SlipSystems.random(E, p.N, p.k, p.lam, self.f_coef, rng)
+        systems = SlipSystems.random(E, p.N, p.k, p.lam, self.f_coef, rng, self.variant)
         return LatticeState(np.zeros((E, 3)), np.zeros((E, 3)), systems, 0, np.zeros(E, np.int64))
 
     def _args(self, state):
@@ -123,7 +127,7 @@ class Model:
         history = np.zeros((max_blocks, 2))
         events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, p.k, p.lam, p.chi,
                                           self.f_coef, state.slip_count, block, rtol, min_blocks, max_blocks,
-                                          history, context=f"KMC quench at T = {T} with {p}")
+                                          history, self.vopt, context=f"KMC quench at T = {T} with {p}")
         state.eps_pl[:] = 0.0
         return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
 
@@ -153,7 +157,7 @@ class Model:
             rn = np.empty(chunk, np.int64)
             n, cnt, done = _engine_call(aqs, *self._args(state), p.G, self.dgamma, n, n_end, stop_at_zero_stress,
                                         skip, rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra,
-                                        rn, context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
+                                        rn, self.vopt, context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
             state.step = int(n)
             rows_step.append(rs[:cnt]); rows_b.append(rb[:cnt]); rows_a.append(ra[:cnt]); rows_s.append(rn[:cnt])
             if done:
@@ -192,7 +196,7 @@ class Model:
         sys = state.systems
         _engine_call(probe_kernel, state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef,
                      p.L, p.G, n_arr, kd, kx, off, pf, pf_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
-                     p.k, p.lam, p.chi, self.f_coef, out, context=f"local shear test with {p}")
+                     p.k, p.lam, p.chi, self.f_coef, out, self.vopt, context=f"local shear test with {p}")
         return out, corners
 
 
@@ -277,7 +281,7 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
 
 def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma_max: float = 2.0,
                  T_quench: float | None = None, probe: ProbeSpec | None = None, threads: int = 1,
-                 skip: bool = True, snapshots: Sequence[float] = ()) -> Ensemble:
+                 skip: bool = True, snapshots: Sequence[float] = (), variant: Variant = ORIGINAL) -> Ensemble:
     """Run replicas (in parallel on ``threads``) and collect their tables.
 
     Results are independent of ``threads`` and of how replicas are batched.
@@ -286,7 +290,7 @@ def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma
         raise ValueError(f"gamma_max = {gamma_max}: expected > 0")
     if threads < 1:
         raise ValueError(f"threads = {threads}: expected >= 1")
-    model = Model(params)
+    model = Model(params, variant=variant)
     replicas = [int(r) for r in replicas]
     if probe is not None:
         model.patch_kernels(probe.n_list)  # validate sizes and build kernels before any run
@@ -308,7 +312,8 @@ def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma
     states = pd.concat(snaps, ignore_index=True) if snaps else pd.DataFrame()
     meta = {"params": params.as_dict(), "seed": int(seed), "gamma_max": float(gamma_max),
             "T_quench": T_quench, "probe": dataclasses.asdict(probe) if probe else None,
-            "replicas": replicas, "code_version": code_version(), "dgamma": DELTA_GAMMA}
+            "replicas": replicas, "code_version": code_version(), "dgamma": DELTA_GAMMA,
+            "variant": variant.as_dict()}
     return Ensemble(macro, probe_df, meta, runs, states)
 
 
@@ -339,11 +344,11 @@ def state_from_frame(df: pd.DataFrame, model: Model) -> LatticeState:
         raise ValueError(f"state table has {len(df)} elements, expected L_EP^2 = {E}")
     theta = np.stack(df["theta"].to_numpy())
     tau_c = np.stack(df["tau_c"].to_numpy())
-    if theta.shape != (E, p.N):
-        raise ValueError(f"state table slip systems have shape {theta.shape}, expected ({E}, {p.N})")
-    systems = SlipSystems(E, p.N)
+    if theta.shape != (E, model.N):
+        raise ValueError(f"state table slip systems have shape {theta.shape}, expected ({E}, {model.N})")
+    systems = SlipSystems(E, model.N, axes=model.variant.systems == "axes")
     for e in range(E):
-        for s in range(p.N):
+        for s in range(model.N):
             _fill_system(systems.theta, systems.tau_c, systems.a, systems.b, systems.gcoef, e, s,
                          theta[e, s], tau_c[e, s], model.f_coef)
     sig = df[["sig_xx", "sig_yy", "sig_xy"]].to_numpy().copy()
@@ -388,8 +393,9 @@ def bauschinger_replica(model: Model, replica: int, *, seed: int, gamma_max: flo
 
 
 def run_bauschinger(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma_max: float = 2.0,
-                    T_quench: float | None = None, strain: float = 0.1, threads: int = 1) -> pd.DataFrame:
-    model = Model(params)
+                    T_quench: float | None = None, strain: float = 0.1, threads: int = 1,
+                    variant: Variant = ORIGINAL) -> pd.DataFrame:
+    model = Model(params, variant=variant)
 
     def one(r):
         return bauschinger_replica(model, int(r), seed=seed, gamma_max=gamma_max, T_quench=T_quench, strain=strain)

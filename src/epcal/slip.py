@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from .elastic import slip_stiffness
+from .variants import ORIGINAL, V_AMPLITUDES, V_DGAMMA_PL, V_SYSTEMS, V_TAU_C, V_THRESHOLDS
 from .vecmath import vexp, vlog, vsincos
 
 TWO_PI = 2.0 * np.pi
@@ -190,10 +191,52 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
 
 
 @njit(cache=True)
-def renew_all(state, theta, tau_c, a, b, gcoef, k, lam, f_coef):
+def _f_theta(f_coef, s2, c2):
+    """f(theta) from sin 2theta, cos 2theta (Fourier form, see :func:`slip_stiffness_coefficients`)."""
+    return f_coef[0] + f_coef[1] * (c2 * c2 - s2 * s2) + f_coef[2] * (2.0 * s2 * c2) + f_coef[3] * c2 + f_coef[4] * s2
+
+
+@njit(cache=True)
+def renew_systems(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt):
+    """Renewal of element e under the model variant ``vopt`` (:mod:`epcal.variants`).
+
+    Original model: :func:`renew_element`.  Two-system variants (F, G, H): systems at
+    0 and 90 degrees sharing one Weibull threshold.  Non-evolving thresholds (E, H):
+    every threshold is the homogeneous tau_c.
+    """
+    fixed = vopt[V_THRESHOLDS] == 1.0
+    if vopt[V_SYSTEMS] == 1.0:
+        tc = vopt[V_TAU_C] if fixed else lam * np.exp(np.log(-np.log(rng_uniform(state))) / k)
+        theta[e, 0] = 0.0
+        a[e, 0] = 0.0
+        b[e, 0] = 1.0
+        gcoef[e, 0] = -2.0 / _f_theta(f_coef, 0.0, 1.0)
+        theta[e, 1] = 0.5 * np.pi
+        a[e, 1] = 0.0
+        b[e, 1] = -1.0
+        gcoef[e, 1] = -2.0 / _f_theta(f_coef, 0.0, -1.0)
+        tau_c[e, 0] = tc
+        tau_c[e, 1] = tc
+        return
+    renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+    if fixed:
+        for s in range(tau_c.shape[1]):
+            tau_c[e, s] = vopt[V_TAU_C]
+
+
+@njit(cache=True)
+def draw_amplitude(state, gamma_max, chi, vopt):
+    """Slip amplitude: Eq. (7), or the variant's constant dgamma_pl (F, G, H)."""
+    if vopt[V_AMPLITUDES] == 1.0:
+        return vopt[V_DGAMMA_PL]
+    return slip_amplitude(state, gamma_max, chi)
+
+
+@njit(cache=True)
+def renew_all(state, theta, tau_c, a, b, gcoef, k, lam, f_coef, vopt):
     work = np.empty((RENEWAL_WORK_ROWS, theta.shape[1]))
     for e in range(theta.shape[0]):
-        renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+        renew_systems(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
 
 
 def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
@@ -216,8 +259,10 @@ def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
 class SlipSystems:
     """Arrays of the N slip systems of E elements (see module docstring)."""
 
-    def __init__(self, E: int, N: int):
-        if N % 4 != 0 or N <= 0:
+    def __init__(self, E: int, N: int, axes: bool = False):
+        if axes and N != 2:
+            raise ValueError(f"number of slip systems N = {N}: the two-system variants have N = 2")
+        if not axes and (N % 4 != 0 or N <= 0):
             raise ValueError(f"number of slip systems N = {N}: expected a positive multiple of 4")
         self.theta = np.zeros((E, N))
         self.tau_c = np.zeros((E, N))
@@ -226,9 +271,10 @@ class SlipSystems:
         self.gcoef = np.zeros((E, N))
 
     @classmethod
-    def random(cls, E, N, k, lam, f_coef, rng_state) -> "SlipSystems":
-        sys = cls(E, N)
-        renew_all(rng_state, sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, k, lam, f_coef)
+    def random(cls, E, N, k, lam, f_coef, rng_state, variant=ORIGINAL) -> "SlipSystems":
+        """Random systems of E elements (N per element; variant: see :mod:`epcal.variants`)."""
+        sys = cls(E, variant.n_systems(N), axes=variant.systems == "axes")
+        renew_all(rng_state, sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, k, lam, f_coef, variant.options())
         return sys
 
     def arrays(self):

@@ -23,6 +23,11 @@ def _model_options(p: argparse.ArgumentParser, full: bool = True) -> None:
     g.add_argument("--k", type=float, default=2.18, help="Weibull shape k of slip thresholds (Eq. 5)")
     g.add_argument("--lam", type=float, default=2.05, help="Weibull scale lambda of slip thresholds (Eq. 5)")
     g.add_argument("--chi", type=float, default=2.25, help="slip amplitude exponent chi (Eq. 7)")
+    g.add_argument("--variant", default="C", help="model variant of appendix A.8: C (original), D (shuffled kernel), "
+                   "E (fixed homogeneous thresholds), F (two systems, constant amplitude), G (F + shuffled), "
+                   "H (F + fixed thresholds), I (mean-field kernel); A and B are not implemented")
+    g.add_argument("--tau-c", type=float, default=None, help="homogeneous slip threshold (variants E, H)")
+    g.add_argument("--dgamma-pl", type=float, default=None, help="constant slip amplitude (variants F, G, H)")
     r = p.add_argument_group("run")
     r.add_argument("--replicas", type=int, default=1, help="number of independent runs (replica indices 0..R-1)")
     r.add_argument("--first-replica", type=int, default=0, help="index of the first replica")
@@ -39,11 +44,17 @@ def _params(args):
                      G=args.shear_modulus, B=args.bulk_modulus).validate()
 
 
+def _variant(args):
+    from ..variants import variant
+
+    return variant(args.variant, tau_c=args.tau_c, dgamma_pl=args.dgamma_pl)
+
+
 def _meta(args, params, **extra):
     from .. import code_version
 
-    return {"params": params.as_dict(), "seed": args.seed, "code_version": code_version(),
-            "command": f"epcal {args.verb}", **extra}
+    return {"params": params.as_dict(), "variant": _variant(args).as_dict(), "seed": args.seed,
+            "code_version": code_version(), "command": f"epcal {args.verb}", **extra}
 
 
 # ----------------------------------------------------------------------- kernel
@@ -86,7 +97,7 @@ def _cmd_quench(args) -> int:
     params = _params(args)
     if not args.T > 0:
         raise ValueError(f"--T {args.T}: expected a positive temperature")
-    model = Model(params)
+    model = Model(params, variant=_variant(args))
     frames, infos = [], []
     for r in range(args.first_replica, args.first_replica + args.replicas):
         rng = rng_for(params, args.seed, r, 0)
@@ -128,6 +139,7 @@ def _cmd_aqs(args) -> int:
         raise ValueError("--snapshots quench needs --T (the KMC quench temperature)")
     t0 = time.perf_counter()
     ens = run_ensemble(params, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
+                       variant=_variant(args),
                        gamma_max=args.gamma_max, T_quench=args.T, threads=args.threads, snapshots=snaps)
     wall = time.perf_counter() - t0
     meta = _meta(args, params, gamma_max=args.gamma_max, T_quench=args.T)
@@ -165,7 +177,9 @@ def _cmd_probe(args) -> int:
     for n in n_list:
         if not 1 <= n <= params.L:
             raise ValueError(f"--n {n}: patch larger than the lattice (L_EP = {params.L}) or < 1")
-    model = Model(params)
+    from ..variants import Variant
+
+    model = Model(params, variant=Variant(**meta["variant"]) if meta.get("variant") else Variant())
     frames = []
     for (rep, label), g in df.groupby(["replica", "label"], sort=True):
         if args.label and label != args.label:
@@ -182,8 +196,9 @@ def _cmd_probe(args) -> int:
     if args.out:
         from .. import code_version
 
-        _write(res, args.out, {"params": params.as_dict(), "seed": args.seed, "code_version": code_version(),
-                               "states": str(args.states), "n": n_list, "alpha": alpha}, PROBE)
+        _write(res, args.out, {"params": params.as_dict(), "variant": model.variant.as_dict(), "seed": args.seed,
+                               "code_version": code_version(), "states": str(args.states), "n": n_list,
+                               "alpha": alpha}, PROBE)
     else:
         print(res.groupby(["state", "n", "alpha"])[["tau_i", "tau_c", "delta_tau_c", "drop_tau_c"]].mean())
     return 0
@@ -194,6 +209,7 @@ def _cmd_bauschinger(args) -> int:
 
     params = _params(args)
     df = run_bauschinger(params, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
+                         variant=_variant(args),
                          gamma_max=args.gamma_max, T_quench=args.T, strain=args.strain, threads=args.threads)
     if args.out:
         _write(df, args.out, _meta(args, params, gamma_max=args.gamma_max, T_quench=args.T, strain=args.strain))
@@ -237,6 +253,7 @@ def _cmd_size_scaling(args) -> int:
     for L in _int_list(args.sizes, "--sizes"):
         p = dataclasses.replace(base, L=L).validate()
         ens = run_ensemble(p, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
+                           variant=_variant(args),
                            gamma_max=args.gamma_max, T_quench=args.T, threads=args.threads)
         per = [macro_summary(g)["sigma_std"] for _, g in ens.macro.groupby("replica")]
         rows.append({"L_EP": L, "domain_length": L * p.l, "sigma_std": float(np.mean(per)),
