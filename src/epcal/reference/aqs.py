@@ -5,7 +5,18 @@ minimization.  Speed-up: the minimization starts from the affine map *plus the
 previous step's non-affine displacement* (the linear response of an elastic
 branch repeats from one step to the next, so the first guess is already
 accurate to O(dgamma^2) and CG needs few iterations).  After a plastic step the
-previous non-affine displacement is a bad guess and is not used.
+previous non-affine displacement is a bad guess and is not used.  (A linear
+extrapolation ``order=2``, 2 u_n - u_{n-1}, was measured to be *worse* with CG at
+loose tolerances: it doubles the unconverged part of u_n; default order 1.)
+
+``solver="newton"``: modified Newton iterations x <- x + H0^-1 F(x) with the sparse
+Hessian H0 of the periodic glass (:mod:`epcal.reference.newton`, atom 0 pinned),
+factorized once (SuperLU, ~1.3 s at 10^4 atoms) and reused over many steps,
+accelerated by Anderson mixing; forces and the tolerance check are LAMMPS' (``run 0``),
+so each iteration costs one LAMMPS force evaluation and one triangular solve.  At a
+rearrangement (no convergence even with a fresh factorization) the step falls back
+to LAMMPS CG.  The ``iterations`` column then counts Newton iterations (plus the CG
+iterations of a fallback).
 
 One row per step is recorded (:data:`STEP_COLUMNS`): the virial stress (stress
 sign, sigma = -p), energy, residual force, CG iterations and the maximum and
