@@ -126,6 +126,7 @@ class Patch:
 
             self.newton = ModifiedNewton(self.types, self.n_mobile)
         self.n_fallback = 0
+        self.n_newton_fail = 0
         sub = State(self.X0.copy(), self.types, 0.0, 0.0)
         self.lmp = Lammps(sub, periodic=False)
         c = self.lmp.command
@@ -159,13 +160,20 @@ class Patch:
         # stress/atom is the per-atom stress times volume (stress sign, already -p)
         return np.array(ps[:3], float) / (math.pi * self.R**2)
 
-    def _relax_positions(self, x: np.ndarray) -> np.ndarray:
+    def _relax_positions(self, x: np.ndarray, newton_only: bool = False) -> np.ndarray | None:
         """Relax the inner atoms from ``x``: modified Newton (sparse Hessian) when it is a safe
-        descent, else LAMMPS CG; LAMMPS' ``minimize`` to ``ftol`` has the last word either way."""
+        descent, else LAMMPS CG; LAMMPS' ``minimize`` to ``ftol`` has the last word either way.
+
+        ``newton_only``: return None instead of falling back to CG when Newton fails (the
+        caller only needs to know whether the relaxation stays on the elastic branch).
+        """
         if self.newton is not None:
             xn = self.newton.relax(x, self.ftol)
             if xn is not None:
                 x = xn
+            elif newton_only:
+                self.n_newton_fail += 1
+                return None
             else:
                 self.n_fallback += 1
         self.lmp.set_positions(x)
@@ -177,8 +185,9 @@ class Patch:
         F = np.eye(2) + k * self.dgamma * M
         return self.X0 @ F.T
 
-    def move(self, x: np.ndarray, k_from: int, k_to: int, M: np.ndarray, guess=None):
-        """Relax at strain k_to starting from the minimum ``x`` at k_from; returns (x_new, u_nonaffine)."""
+    def move(self, x: np.ndarray, k_from: int, k_to: int, M: np.ndarray, guess=None, newton_only=False):
+        """Relax at strain k_to starting from the minimum ``x`` at k_from; returns (x_new, u_nonaffine),
+        or (None, None) when ``newton_only`` and the Newton relaxation fails."""
         F0 = np.eye(2) + k_from * self.dgamma * M
         F1 = np.eye(2) + k_to * self.dgamma * M
         T = F1 @ np.linalg.inv(F0)
@@ -187,7 +196,9 @@ class Patch:
         start = xa.copy()
         if guess is not None:
             start[: self.n_mobile] += guess
-        xn = self._relax_positions(start)
+        xn = self._relax_positions(start, newton_only)
+        if xn is None:
+            return None, None
         return xn, xn[: self.n_mobile] - xa[: self.n_mobile]
 
     def reversible(self, x_new: np.ndarray, k_new: int, x_old: np.ndarray, k_old: int, M, v=None) -> bool:
@@ -224,12 +235,18 @@ class Patch:
         def ok(x_old, k_old, x_new, k_new, u, pred, v_old):
             if k_new - k_old == 1:
                 return self.reversible(x_new, k_new, x_old, k_old, M, v_old)
+            if x_new is None:  # Newton left the branch (not a descent): reject, bisect
+                return False
             return float(np.abs(u - pred).max()) < self.tol_pred
+
+        def step(x_old, k_old, k_new, pred):
+            # a multi-step move only decides accept / bisect: no CG through an avalanche
+            return self.move(x_old, k_old, k_new, M, pred, newton_only=k_new - k_old > 1)
 
         while k < k_max:
             h = 1 if v is None else min(coarse, k_max - k)
             pred = None if v is None else v * h
-            x_new, u = self.move(x, k, k + h, M, pred)
+            x_new, u = step(x, k, k + h, pred)
             if ok(x, k, x_new, k + h, u, pred, v):
                 x, k, v = x_new, k + h, u / h
                 continue
@@ -241,7 +258,7 @@ class Patch:
                 mid = (lo + hi) // 2
                 m = mid - lo
                 pred = v_lo * m
-                x_mid, u_mid = self.move(x_lo, lo, mid, M, pred)
+                x_mid, u_mid = step(x_lo, lo, mid, pred)
                 if ok(x_lo, lo, x_mid, mid, u_mid, pred, v_lo):
                     lo, x_lo, v_lo = mid, x_mid, u_mid / m
                 else:

@@ -164,7 +164,11 @@ class ModifiedNewton:
         _, _, H = energy_forces_hessian(x, self.types)
         dof = np.arange(2 * self.n_mobile)
         try:
-            self.lu = spla.splu(H[dof][:, dof].tocsc(), permc_spec="COLAMD")
+            # symmetric mode (minimum degree on H + H^T, diagonal pivots): ~3x faster than
+            # COLAMD with partial pivoting for this symmetric matrix; the Newton step is
+            # checked (descent, line search) anyway
+            self.lu = spla.splu(H[dof][:, dof].tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                options=dict(SymmetricMode=True))
         except Exception:
             self.lu = None
             return False
