@@ -127,6 +127,7 @@ class Patch:
             self.newton = ModifiedNewton(self.types, self.n_mobile)
         self.n_fallback = 0
         self.n_newton_fail = 0
+        self.cg_switch = 1e-3
         sub = State(self.X0.copy(), self.types, 0.0, 0.0)
         self.lmp = Lammps(sub, periodic=False)
         c = self.lmp.command
@@ -175,7 +176,15 @@ class Patch:
                 self.n_newton_fail += 1
                 return None
             else:
+                # CG through the rearrangement down to a loose tolerance (the slow end of CG is
+                # the soft modes of the new minimum), then Newton from there
                 self.n_fallback += 1
+                self.lmp.set_positions(x)
+                self.lmp.minimize(etol=0.0, ftol=max(self.ftol, self.cg_switch), maxiter=200000)
+                x = self.lmp.positions()
+                xn = self.newton.relax(x, self.ftol)
+                if xn is not None:
+                    x = xn
         self.lmp.set_positions(x)
         self.lmp.minimize(etol=0.0, ftol=self.ftol, maxiter=200000)
         self.n_min += 1
