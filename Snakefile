@@ -34,17 +34,21 @@ include: "workflow/rules/sweep.smk"
 include: "workflow/rules/optimum.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/emergent.smk"
+include: "workflow/rules/variants.smk"
 
 if config["emergent"]["enabled"]:
     FIGURES.append(f"results/figures/fig5.{FIG_EXT}")
+if config["variants"]["enabled"]:
+    FIGURES.extend(VARIANT_FIGURES)
 
 wildcard_constraints:
     l=r"[0-9]+(\.[0-9]+)?",
     k=r"[0-9]+\.[0-9]{2}",
     b=r"[0-9]+",
     L=r"[0-9]+",
+    v=r"[A-I]",
 
-localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig8, fig9
+localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, variants
 
 
 rule all:
@@ -52,3 +56,9 @@ rule all:
         "results/calibration/optimum.parquet",
         FIGURES,
     default_target: True
+
+
+rule variants:
+    """Calibrate the model variants of appendix A.8 and draw Figs. 6 and 10 (snakemake ... variants)."""
+    input:
+        VARIANT_FIGURES,

@@ -12,7 +12,6 @@ import copy
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -44,9 +43,10 @@ TINY = {
     "optimum": {"replicas": 4, "batch_size": 2, "n_alpha": 4, "stride": 3},
     "emergent": {"sizes": [6, 10], "size_replicas": 3, "bauschinger_replicas": 3, "bauschinger_strain": 0.05,
                  "rms_windows": [0.0001, 0.001, 0.01, 0.1]},
+    "variants": {"enabled": True, "names": ["C", "H"], "replicas": 3, "max_evals": 8, "n_boot": 5},
     "figures": {"dpi": 60},
 }
-FIGS = {"fig2", "fig3", "fig4", "fig5", "fig8", "fig9"}
+FIGS = {"fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10"}
 
 
 def snake(workdir: Path, *args, dry=False, timeout=600):
@@ -89,7 +89,8 @@ def test_end_to_end_outputs(run_dir):
         if c != "l":
             assert f"{c}_err" in opt, c
     for n in sorted(FIGS):
-        assert (run_dir / f"results/figures/{n}.png").stat().st_size > 10_000
+        # a non-trivial image (fig6: two groups of three bars at dpi 60 is a small file)
+        assert (run_dir / f"results/figures/{n}.png").stat().st_size > (3_000 if n == "fig6" else 10_000)
         data = pd.read_parquet(run_dir / f"results/figures/{n}.parquet")
         assert len(data) > 0 and {"panel", "series", "x", "y"} <= set(data.columns)
     # every rule leaves a log and a benchmark
@@ -122,6 +123,23 @@ def test_emergent_properties(run_dir):
     assert rev[mid] < fwd[mid], (fwd[mid], rev[mid])
     size = pd.read_parquet(run_dir / "results/emergent/l6.6/size_L10.parquet")
     assert set(size.replica) == {0, 1, 2} and (size.sigma_std > 0).all()
+
+
+def test_variant_calibration(run_dir):
+    """Each variant's search starts at model C's optimum, keeps its best point with bootstrap errors, and
+    varies only the variant's free parameters (H: tau_c and dgamma_pl; k, lam, chi stay at the start)."""
+    opt = pd.read_parquet(run_dir / "results/calibration/optimum.parquet").iloc[0]
+    c = pd.read_parquet(run_dir / "results/variants/l6.6/C.parquet")
+    first = c.iloc[0]
+    assert first[["k", "lam", "chi"]].to_numpy(float) == pytest.approx([opt.k_hat, opt.lam_hat, opt.chi_hat])
+    best = c[c.best]
+    assert len(best) == 1 and best["L_stat"].iloc[0] == c["L_stat"].min()
+    assert 0 < best["L_stat_err"].iloc[0] < 0.5
+    h = pd.read_parquet(run_dir / "results/variants/l6.6/H.parquet")
+    assert h["tau_c"].nunique() > 1 and h["dgamma_pl"].nunique() > 1
+    assert h["k"].nunique() == 1 and h["chi"].nunique() == 1
+    fig6 = pd.read_parquet(run_dir / "results/figures/fig6.parquet")
+    assert set(fig6.series) == {"C", "H"} and set(fig6.quantity) == {"L_macro", "L_meso_plus", "L_meso_minus"}
 
 
 def test_report(run_dir):

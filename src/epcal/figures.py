@@ -1,4 +1,4 @@
-"""Figures of the paper (2, 3, 4, 5, 8, 9) from tables only; each returns its data as a tidy table.
+"""Figures of the paper (2, 3, 4, 5, 6, 8, 9, 10) from tables only; each returns its data as a tidy table.
 
 Colours as in the paper: reference (atomistic or twin) in blue, EPM in red.
 Data tables have the columns ``panel, series, state, quantity, x, y`` (and
@@ -245,6 +245,59 @@ def fig5(out, inputs, ref, cfg):
     return _rows(rec)
 
 
+# ------------------------------------------------------------------------------ Figs. 6 and 10
+def _variant_optima(inputs):
+    """Best row of each variant calibration table, in variant order."""
+    rows = [pd.read_parquet(p) for p in inputs]
+    best = pd.concat([r[r["best"]] for r in rows], ignore_index=True)
+    return best.sort_values("variant").reset_index(drop=True)
+
+
+def fig6(out, inputs, ref, cfg):
+    """Relative errors of each model variant at its own optimum (appendix A.8): L_macro, L+_meso,
+    L-_meso with replica-bootstrap error bars (Fig. 6)."""
+    best = _variant_optima(inputs)
+    fig, ax = plt.subplots(figsize=(1.2 * len(best) + 3, 3.6))
+    x = np.arange(len(best))
+    rec = []
+    for j, (col, lab, c) in enumerate((("L_macro", r"$\hat L_{macro}$", "0.35"),
+                                        ("L_meso_plus", r"$\hat L^+_{meso}$", "tab:orange"),
+                                        ("L_meso_minus", r"$\hat L^-_{meso}$", "tab:purple"))):
+        y = best[col].to_numpy(float)
+        e = best.get(f"{col}_err", pd.Series(np.nan, index=best.index)).to_numpy(float)
+        ax.bar(x + (j - 1) * 0.27, y, 0.27, yerr=np.nan_to_num(e), color=c, label=lab, capsize=2)
+        rec += [dict(panel="a", series=v, quantity=col, x=float(i), y=yy, yerr=ee)
+                for i, (v, yy, ee) in enumerate(zip(best["variant"], y, e))]
+    ax.set_xticks(x, best["variant"])
+    ax.set(xlabel="model variant", ylabel="relative error")
+    ax.legend(frameon=False, fontsize=8)
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
+def fig10(out, inputs, ref, cfg):
+    """Relative error of every compared quantity for each variant at its optimum (Fig. 10):
+    the three macroscale PDFs and the mean/std of each local quantity, forward and backward."""
+    best = _variant_optima(inputs)
+    cols = ["L_sigma", "L_drop", "L_incr"] + sorted(c for c in best.columns if c.startswith("L_mean_") or
+                                                    c.startswith("L_std_"))
+    cols = [c for c in cols if not c.endswith("_err")]
+    M = best[cols].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(0.45 * len(cols) + 3, 0.45 * len(best) + 2))
+    im = ax.imshow(M, aspect="auto", cmap="viridis", vmin=0)
+    ax.set_xticks(np.arange(len(cols)), [c[2:] for c in cols], rotation=75, fontsize=7)
+    ax.set_yticks(np.arange(len(best)), best["variant"])
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=5,
+                    color="w" if M[i, j] < 0.6 * np.nanmax(M) else "k")
+    fig.colorbar(im, ax=ax, label="relative error")
+    rec = [dict(panel="a", series=v, quantity=c, x=float(j), y=M[i, j])
+           for i, v in enumerate(best["variant"]) for j, c in enumerate(cols)]
+    _save(fig, out, cfg)
+    return _rows(rec)
+
+
 # ------------------------------------------------------------------------------ local statistics
 def _local_tables(inputs, ref):
     R = Reference.from_dir(ref)
@@ -361,4 +414,5 @@ def fig9(out, inputs, ref, cfg):
     return _rows(rec)
 
 
-FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig8": fig8, "fig9": fig9}
+FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig8": fig8, "fig9": fig9,
+           "fig10": fig10}

@@ -225,13 +225,16 @@ class Ensemble:
     states: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # snapshots (state_frame)
 
 
-def rng_for(params: EPMParams, seed: int, replica: int, purpose: int) -> np.ndarray:
-    return make_rng_state(seed, params.digest(), replica, purpose)
+def rng_for(params: EPMParams, seed: int, replica: int, purpose: int, stream_key: int | None = None) -> np.ndarray:
+    """Random stream of (seed, parameters, replica, purpose); with ``stream_key`` the parameters are
+    replaced by that key, so runs at different parameters share their streams (common random
+    numbers, as an optimizer over parameters wants)."""
+    return make_rng_state(seed, params.digest() if stream_key is None else int(stream_key), replica, purpose)
 
 
 def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0,
                 T_quench: float | None = None, probe: ProbeSpec | None = None, skip: bool = True,
-                snapshots: Sequence[float] = ()):
+                snapshots: Sequence[float] = (), stream_key: int | None = None):
     """One run: initial state (random or KMC-quenched), AQS to gamma_max, optional probing.
 
     ``snapshots``: strains at which state tables are taken, and/or the string
@@ -240,7 +243,7 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
     """
     p = model.params
     t0 = time.perf_counter()
-    rng = rng_for(p, seed, replica, PURPOSE_DYNAMICS)
+    rng = rng_for(p, seed, replica, PURPOSE_DYNAMICS, stream_key)
     state = model.random_state(rng)
     qinfo = None
     if T_quench is not None:
@@ -250,7 +253,7 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
     if probe is not None and "quench" in probe.states:
         if T_quench is None:
             raise ValueError("probing the quench state needs T_quench")
-        out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_QUENCH), probe.n_list,
+        out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_QUENCH, stream_key), probe.n_list,
                                    probe.alpha_deg, probe.stride)
         probes.append(probe_frame(out, state="quench", replica=replica, corners=corners, L=p.L, l=p.l,
                                   n_list=probe.n_list, alpha_deg=probe.alpha_deg))
@@ -267,7 +270,8 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
                                  for i, seg in enumerate(segments)]) for c in range(4))
     t2 = time.perf_counter()
     if probe is not None and "stationary" in probe.states:
-        out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_STATIONARY), probe.n_list,
+        out, corners = model.probe(state, rng_for(p, seed, replica, PURPOSE_PROBE_STATIONARY, stream_key),
+                                   probe.n_list,
                                    probe.alpha_deg, probe.stride)
         probes.append(probe_frame(out, state="stationary", replica=replica, corners=corners, L=p.L, l=p.l,
                                   n_list=probe.n_list, alpha_deg=probe.alpha_deg))
@@ -281,7 +285,8 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
 
 def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma_max: float = 2.0,
                  T_quench: float | None = None, probe: ProbeSpec | None = None, threads: int = 1,
-                 skip: bool = True, snapshots: Sequence[float] = (), variant: Variant = ORIGINAL) -> Ensemble:
+                 skip: bool = True, snapshots: Sequence[float] = (), variant: Variant = ORIGINAL,
+                 stream_key: int | None = None) -> Ensemble:
     """Run replicas (in parallel on ``threads``) and collect their tables.
 
     Results are independent of ``threads`` and of how replicas are batched.
@@ -297,7 +302,7 @@ def run_ensemble(params: EPMParams, replicas: Sequence[int], *, seed: int, gamma
 
     def one(r):
         return run_replica(model, r, seed=seed, gamma_max=gamma_max, T_quench=T_quench, probe=probe, skip=skip,
-                           snapshots=snapshots)
+                           snapshots=snapshots, stream_key=stream_key)
 
     if threads == 1 or len(replicas) <= 1:
         results = [one(r) for r in replicas]

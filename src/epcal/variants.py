@@ -117,6 +117,18 @@ _SPECS = {
 }
 VARIANT_NAMES = tuple("ABCDEFGHI")
 
+#: the paper's optimum of each variant at l = 6.6 (appendix A.8; H: no satisfactory fit, F's values
+#: with E's threshold are used as a starting point); a second starting point of the variant search
+PAPER_OPTIMA = {
+    "C": {"k": 2.18, "lam": 2.05, "chi": 2.25},
+    "D": {"k": 2.03, "lam": 2.53, "chi": 3.05},
+    "E": {"tau_c": 0.925, "chi": 2.27},
+    "F": {"k": 1.17, "lam": 0.38, "dgamma_pl": 0.022},
+    "G": {"k": 1.09, "lam": 0.57, "dgamma_pl": 0.064},
+    "H": {"tau_c": 0.925, "dgamma_pl": 0.022},
+    "I": {"k": 2.18, "lam": 2.05, "chi": 2.25},
+}
+
 
 def variant(name: str = "C", *, tau_c: float | None = None, dgamma_pl: float | None = None) -> Variant:
     """The variant ``name`` (A-I) with its extra parameters; A and B raise (not implemented)."""

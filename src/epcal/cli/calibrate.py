@@ -212,6 +212,16 @@ def cmd_emergent_bauschinger(a):
     _log(f"Bauschinger test: {df['replica'].nunique()} replicas")
 
 
+def cmd_variant(a):
+    from epcal.calibrate import calibrate_variant
+    from epcal.schema import write_table
+
+    cfg = _cfg(a.cfg)
+    ref = _ref(a.ref, _loss_alphas(cfg))
+    hist, meta = calibrate_variant(ref, a.variant, _optimum_row(a.optimum, a.l), cfg, threads=a.threads, log=_log)
+    write_table(hist, a.out, meta)
+
+
 def cmd_figure(a):
     from epcal import figures
 
@@ -289,8 +299,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", required=True, type=int, help="lattice size L_EP")
     at_optimum(add("emergent-bauschinger", cmd_emergent_bauschinger, "Bauschinger test at the optimum (Fig. 5d): "
                    "unload from the stationary state, reload both senses", threads=True))
+    p = at_optimum(add("variant", cmd_variant, "Calibrate one model variant of appendix A.8 (Fig. 6): Nelder-Mead "
+                       "on L_stat over its free parameters from model C's optimum", threads=True))
+    p.add_argument("--variant", required=True, help="C, D, E, F, G, H or I")
     p = add("figure", cmd_figure, "Draw one figure of the paper and write its data table")
-    p.add_argument("name", help="fig2, fig3, fig4, fig5, fig8, fig9")
+    p.add_argument("name", help="fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10")
     p.add_argument("--data", required=True, help="parquet file with the plotted data")
     p.add_argument("--ref", default=None, help="reference directory")
     p.add_argument("--inputs", nargs="*", default=[], help="input tables")
