@@ -114,14 +114,26 @@ def main():
         with Patch(glass, c, args.R, ftol=1e-7) as p:
             setup = time.perf_counter() - t0
             for alpha in (0.0, 90.0):
+                nw = getattr(p, "newton", None)
+                n0 = (nw.n_factor if nw else 0, p.n_fallback, getattr(p, "n_newton_fail", 0))
                 c0 = time.process_time()
                 r = p.probe(alpha, coarse=20)
                 cpu = time.process_time() - c0
-                row = {"R": args.R, "n_atoms_patch": len(p.X0), "n_mobile": p.n_mobile, "alpha": alpha,
+                row = {"patch": i, "R": args.R, "n_atoms_patch": len(p.X0), "n_mobile": p.n_mobile, "alpha": alpha,
                        "setup_seconds": setup, "seconds": r.seconds if r else None, "cpu_seconds": cpu,
-                       "minimizations": r.minimizations if r else None, "gamma_c": r.gamma_c if r else None}
+                       "minimizations": r.minimizations if r else None, "gamma_c": r.gamma_c if r else None,
+                       "tau_c": r.tau_c if r else None, "drop_tau_c": (r.tau_c - r.tau_f) if r else None,
+                       "factorizations": (nw.n_factor if nw else 0) - n0[0], "cg_fallbacks": p.n_fallback - n0[1],
+                       "newton_rejections": getattr(p, "n_newton_fail", 0) - n0[2]}
                 print(json.dumps(row), flush=True)
                 lys.append(row)
+    if lys:
+        sec = [r["seconds"] for r in lys if r["seconds"] is not None]
+        cpu = [r["cpu_seconds"] for r in lys if r["seconds"] is not None]
+        out["lys_summary"] = {"tests": len(sec), "wall_median": float(np.median(sec)), "wall_min": min(sec),
+                              "wall_max": max(sec), "cpu_median": float(np.median(cpu)), "cpu_min": min(cpu),
+                              "cpu_max": max(cpu)}
+        print(json.dumps(out["lys_summary"]), flush=True)
     out["lys"] = lys
     if not is_root():
         return

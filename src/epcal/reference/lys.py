@@ -241,44 +241,64 @@ class Patch:
         k, x, v = 0, self.x_init, None
         coarse = max(1, int(coarse))
 
-        def ok(x_old, k_old, x_new, k_new, u, pred, v_old):
-            if k_new - k_old == 1:
-                return self.reversible(x_new, k_new, x_old, k_old, M, v_old)
-            if x_new is None:  # Newton left the branch (not a descent): reject, bisect
-                return False
-            return float(np.abs(u - pred).max()) < self.tol_pred
+        def predict(br, m):
+            """Predicted non-affine displacement over the next m grid steps from the branch
+            ``br`` = (v, hl, a): secant v of the last accepted move (hl grid steps, the tangent at
+            its midpoint) and the change a of the tangent per grid step (None: linear)."""
+            v, hl, a = br
+            if a is None:
+                return v * m
+            return v * m + a * (0.5 * hl * m + 0.5 * m * m)
 
-        def step(x_old, k_old, k_new, pred):
-            # a multi-step move only decides accept / bisect: no CG through an avalanche
-            return self.move(x_old, k_old, k_new, M, pred, newton_only=k_new - k_old > 1)
+        def advance(br, u, m):
+            v = u / m
+            if br is None:
+                return (v, m, None)
+            return (v, m, (v - br[0]) / (0.5 * (br[1] + m)))
 
+        def accepted(x_old, k_old, k_new, pred):
+            """Newton-only move k_old -> k_new from the prediction: (x_new, u) if it stays on the
+            elastic branch (within tol_pred of the prediction), else None; a failed single grid
+            step whose Newton relaxation converged is kept in ``last`` (it is the full
+            relaxation: no CG through an avalanche otherwise, the move only decides accept /
+            bisect)."""
+            x_new, u = self.move(x_old, k_old, k_new, M, pred, newton_only=True)
+            if x_new is None or float(np.abs(u - pred).max()) >= self.tol_pred:
+                last[:] = [k_old, x_new, u]
+                return None
+            return x_new, u
+
+        last = [None, None, None]
+        br = None  # branch (tangent) estimate
         while k < k_max:
-            h = 1 if v is None else min(coarse, k_max - k)
-            pred = None if v is None else v * h
-            x_new, u = step(x, k, k + h, pred)
-            if ok(x, k, x_new, k + h, u, pred, v):
-                x, k, v = x_new, k + h, u / h
-                continue
-            if h == 1:
-                return self._result(alpha, k, x, x_new, n0, t0)
-            # something happened within (k, k+h]: bisection on the grid
-            lo, x_lo, v_lo, hi, x_hi = k, x, v, k + h, None
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                m = mid - lo
-                pred = v_lo * m
-                x_mid, u_mid = step(x_lo, lo, mid, pred)
-                if ok(x_lo, lo, x_mid, mid, u_mid, pred, v_lo):
-                    lo, x_lo, v_lo = mid, x_mid, u_mid / m
-                else:
-                    hi, x_hi = mid, (x_mid if m == 1 else None)
-            if x_hi is not None:  # the single grid step lo -> lo+1 was tested directly: not elastic
-                return self._result(alpha, lo, x_lo, x_hi, n0, t0)
-            x_f, u_f = self.move(x_lo, lo, lo + 1, M, v_lo)
+            lo, x_lo, br_lo = k, x, br
+            if br is not None:
+                h = min(coarse, k_max - k)
+                r = accepted(x, k, k + h, predict(br, h))
+                if r is not None:
+                    x, k, br = r[0], k + h, advance(br, r[1], h)
+                    continue
+                # something happened within (k, k+h]: bisection on the grid down to the first
+                # grid step not accepted, (lo, lo + 1]
+                hi = k + h
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    m = mid - lo
+                    r = accepted(x_lo, lo, mid, predict(br_lo, m))
+                    if r is not None:
+                        lo, x_lo, br_lo = mid, r[0], advance(br_lo, r[1], m)
+                    else:
+                        hi = mid
+            # the single grid step lo -> lo + 1, decided exactly as plain stepping decides it
+            v_lo = None if br_lo is None else br_lo[0]
+            if last[0] == lo and last[1] is not None:  # already relaxed from this start
+                x_f, u_f = last[1], last[2]
+            else:
+                x_f, u_f = self.move(x_lo, lo, lo + 1, M, None if br_lo is None else predict(br_lo, 1))
             if not self.reversible(x_f, lo + 1, x_lo, lo, M, v_lo):
                 return self._result(alpha, lo, x_lo, x_f, n0, t0)
-            # only curvature, no instability: go on from the next grid point
-            x, k, v = x_f, lo + 1, u_f
+            # elastic (the rejection came from the curvature of the branch): go on from lo + 1
+            x, k, br = x_f, lo + 1, advance(br_lo, u_f, 1)
         return None
 
     def _result(self, alpha, k_c, x_c, x_f, n0, t0) -> ProbeResult:
