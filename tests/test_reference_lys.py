@@ -88,3 +88,30 @@ def test_bisection_equals_plain_stepping(sheared):
         n_bisected += fast.k_c % 13 != 0
         assert fast.minimizations < plain.minimizations or plain.k_c < 20
     assert n_bisected >= 1  # the onset was found inside a coarse step at least once
+
+
+def test_pair_list_kernels_match_the_numpy_reference(glass):
+    """The numba energy/force/Hessian kernels of the Newton relaxation (Verlet list with skin)
+    equal energy_forces_hessian on the relaxed atoms, also after the list has to be rebuilt."""
+    from epcal.reference.lys import Patch
+    from epcal.reference.newton import PairList, energy_forces_hessian
+
+    with Patch(glass, (glass.lx / 2, glass.ly / 2), 5.0) as p:
+        nm = p.n_mobile
+        pl = PairList(p.types, nm)
+        rng = np.random.default_rng(3)
+        x = p.x_init.copy()
+        e_prev = None
+        for amp in (0.0, 0.02, 0.3):  # the last move exceeds skin / 2: list rebuilt
+            x = x.copy()
+            x[:nm] += rng.normal(0.0, amp, (nm, 2)) if amp else 0.0
+            E0, F0, H0 = energy_forces_hessian(x, p.types)
+            E1, F1 = pl.energy_forces(x)
+            assert np.abs(F1 - F0[:nm]).max() < 1e-9 * max(1.0, np.abs(F0).max())
+            dof = np.arange(2 * nm)
+            H1 = pl.hessian(x)
+            assert abs(H1 - H0[dof][:, dof]).max() < 1e-9 * abs(H0).max()
+            # energies differ by the frozen-frozen pairs only, which the mobile moves leave alone
+            if e_prev is not None:
+                assert (E1 - E0) == pytest.approx(e_prev, abs=1e-9 * abs(E0))
+            e_prev = E1 - E0

@@ -169,7 +169,7 @@ class Patch:
         caller only needs to know whether the relaxation stays on the elastic branch).
         """
         if self.newton is not None:
-            xn = self.newton.relax(x, self.ftol)
+            xn = self.newton.relax(x, self.ftol, restore_on_failure=newton_only)
             if xn is not None:
                 x = xn
             elif newton_only:

@@ -14,14 +14,188 @@ so LAMMPS stays the judge of equilibrium and computes all reported stresses.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
+from numba import njit
+
 from . import potential as pot
 
 _PAIR_CACHE: dict = {}
+_PAR_TABLE: list = []
+
+
+def _par_table() -> np.ndarray:
+    """Per pair type (0: S-S, 1: S-L, 2: L-L) the row (sigma, eps, force cubic f0..f3 in
+    t = r - R_IN, energy quartic e0..e4, shift) for :func:`_ef_kernel`."""
+    if not _PAR_TABLE:
+        rows = []
+        for key in ((1, 1), (1, 2), (2, 2)):
+            s, e, fpoly, _, epoly, shift = _pair_tables()[key]
+            fc = np.zeros(4)
+            fc[: len(fpoly.coef)] = fpoly.coef
+            ec = np.zeros(5)
+            ec[: len(epoly.coef)] = epoly.coef
+            rows.append(np.concatenate([[s, e], fc, ec, [shift]]))
+        _PAR_TABLE.append(np.array(rows))
+    return _PAR_TABLE[0]
+
+
+@njit(cache=True)
+def _ef_kernel(x, pi, pj, pt, par, r_in, r_out, n_out):
+    """Energy and forces of the first ``n_out`` atoms from the candidate pairs (pi, pj) of
+    types pt (pairs beyond r_out skipped): the same pair potential as :func:`_pair_terms`."""
+    F = np.zeros((n_out, 2))
+    E = 0.0
+    r_out2 = r_out * r_out
+    for q in range(pi.shape[0]):
+        i = pi[q]
+        j = pj[q]
+        dx = x[i, 0] - x[j, 0]
+        dy = x[i, 1] - x[j, 1]
+        r2 = dx * dx + dy * dy
+        if r2 >= r_out2:
+            continue
+        r = math.sqrt(r2)
+        p = par[pt[q]]
+        if r < r_in:
+            sr2 = p[0] * p[0] / r2
+            sr6 = sr2 * sr2 * sr2
+            u = 4.0 * p[1] * (sr6 * sr6 - sr6)
+            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
+        else:
+            t = r - r_in
+            u = p[6] + t * (p[7] + t * (p[8] + t * (p[9] + t * p[10])))
+            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
+        E += u - p[11]
+        fx = f * dx / r
+        fy = f * dy / r
+        if i < n_out:
+            F[i, 0] += fx
+            F[i, 1] += fy
+        if j < n_out:
+            F[j, 0] -= fx
+            F[j, 1] -= fy
+    return E, F
+
+
+@njit(cache=True)
+def _hess_kernel(x, pi, pj, pt, par, r_in, r_out, nm):
+    """COO triplets (rows, cols, vals) of the Hessian block of the first ``nm`` atoms (dof
+    2 i + a), no duplicates: the same second derivatives as :func:`energy_forces_hessian`."""
+    npair = pi.shape[0]
+    rows = np.empty(4 * nm + 8 * npair, np.int64)
+    cols = np.empty(4 * nm + 8 * npair, np.int64)
+    vals = np.empty(4 * nm + 8 * npair)
+    diag = np.zeros((nm, 2, 2))
+    c = 0
+    r_out2 = r_out * r_out
+    for q in range(npair):
+        i = pi[q]
+        j = pj[q]
+        dx = x[i, 0] - x[j, 0]
+        dy = x[i, 1] - x[j, 1]
+        r2 = dx * dx + dy * dy
+        if r2 >= r_out2:
+            continue
+        r = math.sqrt(r2)
+        p = par[pt[q]]
+        if r < r_in:
+            sr2 = p[0] * p[0] / r2
+            sr6 = sr2 * sr2 * sr2
+            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
+            df = 24.0 * p[1] * (-26.0 * sr6 * sr6 + 7.0 * sr6) / r2
+        else:
+            t = r - r_in
+            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
+            df = p[3] + t * (2.0 * p[4] + t * 3.0 * p[5])
+        # U' = -f, U'' = -df: K = U'' n n + U'/r (I - n n)
+        nx = dx / r
+        ny = dy / r
+        a = -df
+        b = -f / r
+        kxx = a * nx * nx + b * (1.0 - nx * nx)
+        kyy = a * ny * ny + b * (1.0 - ny * ny)
+        kxy = (a - b) * nx * ny
+        if i < nm:
+            diag[i, 0, 0] += kxx
+            diag[i, 1, 1] += kyy
+            diag[i, 0, 1] += kxy
+        if j < nm:
+            diag[j, 0, 0] += kxx
+            diag[j, 1, 1] += kyy
+            diag[j, 0, 1] += kxy
+        if i < nm and j < nm:
+            for (u, w) in ((i, j), (j, i)):
+                rows[c] = 2 * u
+                cols[c] = 2 * w
+                vals[c] = -kxx
+                rows[c + 1] = 2 * u + 1
+                cols[c + 1] = 2 * w + 1
+                vals[c + 1] = -kyy
+                rows[c + 2] = 2 * u
+                cols[c + 2] = 2 * w + 1
+                vals[c + 2] = -kxy
+                rows[c + 3] = 2 * u + 1
+                cols[c + 3] = 2 * w
+                vals[c + 3] = -kxy
+                c += 4
+    for i in range(nm):
+        rows[c] = 2 * i
+        cols[c] = 2 * i
+        vals[c] = diag[i, 0, 0]
+        rows[c + 1] = 2 * i + 1
+        cols[c + 1] = 2 * i + 1
+        vals[c + 1] = diag[i, 1, 1]
+        rows[c + 2] = 2 * i
+        cols[c + 2] = 2 * i + 1
+        vals[c + 2] = diag[i, 0, 1]
+        rows[c + 3] = 2 * i + 1
+        cols[c + 3] = 2 * i
+        vals[c + 3] = diag[i, 0, 1]
+        c += 4
+    return rows[:c], cols[:c], vals[:c]
+
+
+class PairList:
+    """Verlet list (open boundaries) of the pairs with at least one of the first ``n_mobile``
+    atoms within R_OUT + ``skin``, rebuilt when an atom has moved by more than skin / 2;
+    :meth:`energy_forces` gives the energy of those pairs and the forces on the mobile atoms."""
+
+    def __init__(self, types, n_mobile, skin=0.3):
+        self.types = np.asarray(types)
+        self.n_mobile = int(n_mobile)
+        self.skin = float(skin)
+        self.x_ref = None
+        self.par = _par_table()
+
+    def _build(self, x):
+        pairs = cKDTree(x).query_pairs(pot.R_OUT + self.skin, output_type="ndarray")
+        pairs = pairs[pairs.min(axis=1) < self.n_mobile]
+        self.pi = np.ascontiguousarray(pairs[:, 0], dtype=np.int64)
+        self.pj = np.ascontiguousarray(pairs[:, 1], dtype=np.int64)
+        ti, tj = self.types[self.pi], self.types[self.pj]
+        self.pt = (np.minimum(ti, tj) + np.maximum(ti, tj) - 2).astype(np.int64)
+        self.x_ref = x.copy()
+
+    def energy_forces(self, x):
+        x = np.ascontiguousarray(x, dtype=float)
+        if self.x_ref is None or len(x) != len(self.x_ref) or \
+                np.max(np.abs(x - self.x_ref).sum(axis=1)) > 0.5 * self.skin:
+            self._build(x)
+        return _ef_kernel(x, self.pi, self.pj, self.pt, self.par, pot.R_IN, pot.R_OUT, self.n_mobile)
+
+    def hessian(self, x):
+        """Sparse (CSC) Hessian of the mobile atoms (2 n_mobile x 2 n_mobile)."""
+        x = np.ascontiguousarray(x, dtype=float)
+        self.energy_forces(x)  # (re)builds the list if needed
+        r, c, v = _hess_kernel(x, self.pi, self.pj, self.pt, self.par, pot.R_IN, pot.R_OUT, self.n_mobile)
+        n = 2 * self.n_mobile
+        return sp.csc_matrix((v, (r, c)), shape=(n, n))
 
 
 def _pair_tables():
@@ -159,15 +333,15 @@ class ModifiedNewton:
         self.n_mobile = int(n_mobile)
         self.lu = None
         self.n_factor = 0
+        self.pairs = PairList(self.types, self.n_mobile)
 
     def _factor(self, x) -> bool:
-        _, _, H = energy_forces_hessian(x, self.types)
-        dof = np.arange(2 * self.n_mobile)
+        H = self.pairs.hessian(x)
         try:
             # symmetric mode (minimum degree on H + H^T, diagonal pivots): ~3x faster than
             # COLAMD with partial pivoting for this symmetric matrix; the Newton step is
             # checked (descent, line search) anyway
-            self.lu = spla.splu(H[dof][:, dof].tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+            self.lu = spla.splu(H, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                 options=dict(SymmetricMode=True))
         except Exception:
             self.lu = None
@@ -175,11 +349,23 @@ class ModifiedNewton:
         self.n_factor += 1
         return True
 
-    def relax(self, x0, ftol, maxiter=60):
+    def relax(self, x0, ftol, maxiter=60, restore_on_failure=False):
+        """Relaxed positions, or None if Newton is not a safe descent from ``x0``;
+        ``restore_on_failure``: then keep the factorization held before the call (that of the
+        last good state) instead of the one made at the failing point."""
+        if restore_on_failure:
+            lu0 = self.lu
+            x = self._relax(x0, ftol, maxiter)
+            if x is None:
+                self.lu = lu0
+            return x
+        return self._relax(x0, ftol, maxiter)
+
+    def _relax(self, x0, ftol, maxiter):
         nm = self.n_mobile
         x = np.array(x0, float)
-        E, F, _ = energy_forces_hessian(x, self.types, False)
-        g = F[:nm].ravel()
+        E, F = self.pairs.energy_forces(x)
+        g = F.ravel()
         gn = np.sqrt(g @ g)
         fresh = False
         if self.lu is None:
@@ -196,8 +382,8 @@ class ModifiedNewton:
                 while True:
                     xt = x.copy()
                     xt[:nm] += step * dx.reshape(-1, 2)
-                    Et, Ft, _ = energy_forces_hessian(xt, self.types, False)
-                    gt = Ft[:nm].ravel()
+                    Et, Ft = self.pairs.energy_forces(xt)
+                    gt = Ft.ravel()
                     gtn = np.sqrt(gt @ gt)
                     if Et <= E + 1e-12 * abs(E) or gtn < gn:
                         break
