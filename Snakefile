@@ -35,9 +35,12 @@ include: "workflow/rules/optimum.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/emergent.smk"
 include: "workflow/rules/variants.smk"
+include: "workflow/rules/slip_systems.smk"
 
 if config["emergent"]["enabled"]:
     FIGURES.append(f"results/figures/fig5.{FIG_EXT}")
+if config["slip_systems"]["enabled"]:
+    FIGURES.append(f"results/figures/fig7.{FIG_EXT}")
 if config["variants"]["enabled"]:
     FIGURES.extend(VARIANT_FIGURES)
 
@@ -47,8 +50,9 @@ wildcard_constraints:
     b=r"[0-9]+",
     L=r"[0-9]+",
     v=r"[A-I]",
+    N=r"[0-9]+",
 
-localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, variants
+localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, variants
 
 
 rule all:

@@ -1,4 +1,4 @@
-"""Figures of the paper (2, 3, 4, 5, 6, 8, 9, 10) from tables only; each returns its data as a tidy table.
+"""Figures of the paper (2 to 10) from tables only; each returns its data as a tidy table.
 
 Colours as in the paper: reference (atomistic or twin) in blue, EPM in red.
 Data tables have the columns ``panel, series, state, quantity, x, y`` (and
@@ -245,6 +245,40 @@ def fig5(out, inputs, ref, cfg):
     return _rows(rec)
 
 
+# ------------------------------------------------------------------------------ Fig. 7
+def fig7(out, inputs, ref, cfg):
+    """lambda_hat as a function of the number N of slip systems (appendix A.1), with the Weibull
+    expectation lambda_hat(N) = lambda_hat(N0) (N / N0)^(1/k_hat) through the Table 1 value N0."""
+    scans = _read_many(list(inputs))
+    best = scans[scans["best"]].sort_values("N")
+    N = best["N"].to_numpy(float)
+    lam = best["lam_hat"].to_numpy(float)
+    err = best["lam_hat_err"].to_numpy(float)
+    k = float(best["k"].iloc[0])
+    N0 = float(best["N_ref"].iloc[0])  # the calibrated model's N (Table 1)
+    lam0 = float(np.interp(np.log(N0), np.log(N), np.log(lam)))
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
+    _, ce = _colors(cfg)
+    ax[0].errorbar(N, lam, yerr=np.nan_to_num(err), fmt="o", color=ce, label="EPM")
+    xx = np.geomspace(N.min(), N.max(), 30)
+    pred = np.exp(lam0) * (xx / N0) ** (1.0 / k)
+    slope = float(np.polyfit(np.log(N), np.log(lam), 1)[0]) if len(N) > 1 else np.nan
+    ax[0].plot(xx, pred, "k--", lw=0.8, label=rf"$\propto N^{{1/\hat k}}$, 1/k = {1 / k:.2f} (fit {slope:.2f})")
+    ax[0].set(xscale="log", yscale="log", xlabel="slip systems per element N", ylabel=r"$\hat\lambda$")
+    ax[0].legend(frameon=False, fontsize=7)
+    for n_sys, g in scans[~scans["best"]].groupby("N"):
+        ax[1].plot(g["lam"], g["L_macro"], lw=0.8, label=f"N = {n_sys}")
+    ax[1].set(xscale="log", xlabel=r"$\lambda$", ylabel=r"$L_{macro}$")
+    ax[1].legend(frameon=False, fontsize=7)
+    _save(fig, out, cfg)
+    rec = [dict(panel="a", series="epm", quantity="lam_hat", x=a, y=b, yerr=c) for a, b, c in zip(N, lam, err)]
+    rec += [dict(panel="a", series="expected", quantity="lam_hat", x=a, y=b) for a, b in zip(xx, pred)]
+    rec.append(dict(panel="a", series="epm", quantity="exponent", x=np.nan, y=slope))
+    rec += [dict(panel="b", series=f"N={int(r.N)}", quantity="L_macro", x=r.lam, y=r.L_macro)
+            for r in scans[~scans["best"]].itertuples()]
+    return _rows(rec)
+
+
 # ------------------------------------------------------------------------------ Figs. 6 and 10
 def _variant_optima(inputs):
     """Best row of each variant calibration table, in variant order."""
@@ -414,5 +448,5 @@ def fig9(out, inputs, ref, cfg):
     return _rows(rec)
 
 
-FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig8": fig8, "fig9": fig9,
+FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig7": fig7, "fig8": fig8, "fig9": fig9,
            "fig10": fig10}

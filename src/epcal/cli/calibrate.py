@@ -222,6 +222,17 @@ def cmd_variant(a):
     write_table(hist, a.out, meta)
 
 
+def cmd_slip_systems(a):
+    from epcal.calibrate import lambda_for_slip_systems
+    from epcal.schema import write_table
+
+    cfg = _cfg(a.cfg)
+    ref = _ref(a.ref, _loss_alphas(cfg))
+    scan, meta = lambda_for_slip_systems(ref, _optimum_row(a.optimum, a.l), cfg, int(a.n_systems),
+                                         threads=a.threads, log=_log)
+    write_table(scan, a.out, meta)
+
+
 def cmd_figure(a):
     from epcal import figures
 
@@ -302,8 +313,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = at_optimum(add("variant", cmd_variant, "Calibrate one model variant of appendix A.8 (Fig. 6): Nelder-Mead "
                        "on L_stat over its free parameters from model C's optimum", threads=True))
     p.add_argument("--variant", required=True, help="C, D, E, F, G, H or I")
+    p = at_optimum(add("slip-systems", cmd_slip_systems, "lambda_hat at N slip systems per element, k_hat and "
+                       "chi_hat fixed (appendix A.1, Fig. 7)", threads=True))
+    p.add_argument("--n-systems", required=True, type=int, help="slip systems per element N (multiple of 4)")
     p = add("figure", cmd_figure, "Draw one figure of the paper and write its data table")
-    p.add_argument("name", help="fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10")
+    p.add_argument("name", help="fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10")
     p.add_argument("--data", required=True, help="parquet file with the plotted data")
     p.add_argument("--ref", default=None, help="reference directory")
     p.add_argument("--inputs", nargs="*", default=[], help="input tables")
