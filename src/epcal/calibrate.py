@@ -581,7 +581,7 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
     lo, hi = (float(x) for x in cfg.get("scale_range", [0.25, 4.0]))
     scales = np.geomspace(lo, hi, 161)
 
-    def best_scale(macro):
+    def best_scale(macro, scales=scales):
         obs_all = macro_observables(macro, 0.0)
         L = np.array([ev.macro_loss_scaled(obs_all, s)["L_macro"] for s in scales])
         j = int(np.nanargmin(L))
@@ -600,7 +600,9 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
     for _ in range(int(cfg.get("n_boot", 20))):
         pick = rng.integers(0, len(groups), len(groups))
         mac = pd.concat([groups[i].assign(replica=j) for j, i in enumerate(pick)], ignore_index=True)
-        boots.append(best_scale(mac)[0] * lam0)
+        # resamples move the minimum by a few per cent: scan +-30 % around it on the same spacing
+        near = scales[(scales > s_star / 1.3) & (scales < s_star * 1.3)]
+        boots.append(best_scale(mac, near)[0] * lam0)
     lam_hat = s_star * lam0
     err = float(np.std(boots, ddof=1)) if len(boots) > 1 else float("nan")
     scan = pd.DataFrame({"N": int(N), "lam": scales * lam0, "L_macro": L})
