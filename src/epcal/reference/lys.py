@@ -19,15 +19,22 @@ test is not fooled by the smooth softening before an instability (the
 stress-strain curve then bends down, but the path is reversible) and is not
 blind to a small drop (any rearrangement leaves the system in another basin).
 Fast search (:meth:`Patch.probe`): coarse steps of ``coarse`` grid steps,
-each started from the predicted non-affine displacement (the tangent of the
-last accepted step); a coarse step is accepted when the relaxed displacement
-stays within ``tol_pred`` = 0.02 of the prediction (avalanches move atoms by
->~ 0.05, the smallest seen in the tests 0.07; elastic coarse steps deviate by
-<~ 0.01).  A rejected coarse step is bisected down to single grid steps, which
-are decided by the reversibility test above, exactly as plain stepping
-(:meth:`Patch.probe_plain`) decides them; if the single step found is
-elastic (the rejection came from the curvature of the branch near, not at, an
-instability) the search goes on after it.  Note that reversibility over a
+each started from the predicted non-affine displacement (quadratic
+extrapolation of the branch from the last two accepted moves); a move is
+accepted when its Newton relaxation (no CG fallback: the move only decides
+accept / bisect) converges within ``tol_pred`` = 0.02 of the prediction
+(avalanches move atoms by >~ 0.05, the smallest seen in the tests 0.07;
+elastic coarse steps deviate by <~ 0.02).  A rejected coarse step is bisected
+with the same test down to the first grid step that is not accepted,
+lo -> lo+1; that single step is then decided by the reversibility test above,
+exactly as plain stepping (:meth:`Patch.probe_plain`) decides it, with full
+relaxations (CG where Newton fails).  If it is elastic (the rejection came from
+the curvature of the branch near, not at, an instability, or from Newton
+failing far from the minimum) the search goes on after it.  So the relaxation
+through the avalanche and the reversibility test are usually done once per
+test, and the onset equals that of plain stepping as long as no move accepted
+by the prediction test hides an irreversible grid step (the premise of any
+coarse stepping; checked against plain stepping in the tests and benchmark).  Note that reversibility over a
 *coarse* step would not do: a short-lived new basin can vanish during a long
 unloading and let the system fall back, hiding a small avalanche.
 
@@ -226,14 +233,12 @@ class Patch:
         """Local shear test of orientation ``alpha`` (degrees); None if no instability up to k_max.
 
         Coarse steps of ``coarse`` grid steps start from the predicted
-        non-affine displacement (tangent of the last accepted step times the
-        step); a coarse step is accepted as elastic when the relaxed
-        displacement stays within ``tol_pred`` of the prediction (an
-        avalanche moves atoms by >~ 0.05; an elastic coarse step deviates by
-        <~ 0.01).  A rejected step (an instability, or merely the strong
-        curvature of the branch close to one) is bisected down to single grid
-        steps, which are decided by the same reversibility test as
-        :meth:`probe_plain`.
+        non-affine displacement; a move is accepted as elastic when its Newton
+        relaxation converges within ``tol_pred`` of the prediction (an
+        avalanche moves atoms by >~ 0.05).  A rejected step (an instability, or
+        merely the strong curvature of the branch close to one) is bisected
+        with the same test down to the first grid step not accepted, which is
+        decided by the same reversibility test as :meth:`probe_plain`.
         """
         t0 = time.perf_counter()
         n0 = self.n_min
