@@ -108,3 +108,15 @@ def test_shipped_reference_is_valid():
     assert check_reference_dir(d) == []
     meta = yaml.safe_load((d / "reference.yaml").read_text())
     assert meta["n_atoms"] > 0 and 5 < meta["shear_modulus"] < 30
+
+
+def test_optional_bauschinger_table_is_checked(tmp_path):
+    d = _write_dir(tmp_path)
+    bau = pd.DataFrame({"replica": [0, 0, 0], "branch": ["unload", "forward", "sideways"],
+                        "gamma_load": [0.0, 1e-4, np.nan], "sigma_load": [0.5, 0.1, 0.2]})
+    bau.to_parquet(d / "bauschinger.parquet")
+    text = "\n".join(check_reference_dir(d))
+    assert "bauschinger.parquet: column 'gamma_load': non-finite values in rows 2" in text
+    assert "bauschinger.parquet: column 'branch': values ['sideways'] in rows 2" in text
+    (d / "bauschinger.parquet").unlink()
+    assert check_reference_dir(d) == []  # the table is optional

@@ -164,7 +164,7 @@ def fig5(out, inputs, ref, cfg):
     """Emergent properties at the optimum (section 5): (a) r(dgamma) of Eq. (10); (b) finite-size
     scaling of std(Sigma_ext) with a power-law fit; (c) <delta tau_c> vs <tau_c> at R ~ 30 per
     orientation (quench, stationary); (d) Bauschinger test: reload forward and in reverse after
-    unloading from the stationary state (EPM only: the reference tables hold no unloading run)."""
+    unloading from the stationary state (the reference's when its directory has bauschinger.parquet)."""
     from .observables import macro_summary, rms_deviation
     from .simulate import loading_curve
 
@@ -239,6 +239,19 @@ def fig5(out, inputs, ref, cfg):
             y = loading_curve(bau, branch, grid)
             ax[3].plot(grid, y, ls, color=ce, label=lab)
             rec += [dict(panel="d", series="epm", state=branch, quantity="sigma_load", x=a, y=b) for a, b in zip(grid, y)]
+    ref_bau = Path(ref) / "bauschinger.parquet"
+    if ref_bau.exists():  # optional reference table (atomistic reload test)
+        from .reference.bauschinger import loading_curve as ref_loading_curve
+
+        rb = pd.read_parquet(ref_bau)
+        strain = float(rb[rb["branch"] != "unload"]["gamma_load"].max())
+        grid = np.linspace(0.0, strain, 101)
+        for branch, ls in (("forward", "-"), ("reverse", "--")):
+            if (rb["branch"] == branch).any():
+                y = ref_loading_curve(rb, branch, grid)
+                ax[3].plot(grid, y, ls, color=cr, label=f"reference {branch}")
+                rec += [dict(panel="d", series="reference", state=branch, quantity="sigma_load", x=a, y=b)
+                        for a, b in zip(grid, y)]
     ax[3].set(xlabel=r"$\gamma$ since unloading", ylabel=r"$M(\alpha^{ext}):\Sigma^{ext}$")
     ax[3].legend(frameon=False, fontsize=7)
     _save(fig, out, cfg)

@@ -111,7 +111,21 @@ PROBE = TableSchema(
     sort_by=(),
 )
 
-SCHEMAS = {"macro": MACRO, "probe": PROBE}
+#: optional table of a reference directory: the Bauschinger (reload) test of section 5 (Fig. 5d)
+BAUSCHINGER = TableSchema(
+    name="bauschinger",
+    columns=(
+        Column("replica", "int", doc="independent run (sample) index"),
+        Column("branch", "str", doc="'unload', 'forward' (alpha_ext = 0) or 'reverse' (alpha_ext = 90)"),
+        Column("gamma_load", "float", doc="strain since the start of the branch, in its loading sense"),
+        Column("sigma_load", "float", doc="stress in the loading sense: +Sigma_xy^ext (unload: +), -Sigma_xy^ext reverse"),
+        Column("gamma_ext", "float", required=False), Column("sxy", "float", required=False),
+    ),
+    sort_by=("replica",),
+)
+BAUSCHINGER_BRANCHES = ("unload", "forward", "reverse")
+
+SCHEMAS = {"macro": MACRO, "probe": PROBE, "bauschinger": BAUSCHINGER}
 
 
 class TableError(ValueError):

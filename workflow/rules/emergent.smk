@@ -69,10 +69,16 @@ rule emergent_bauschinger:
         "--cfg {params.cfg:q} --threads {threads} --out {output} 2> {log}"
 
 
+def ref_bauschinger():
+    """The reference's optional Bauschinger table (Fig. 5d), when its directory has one."""
+    f = Path(ref_dir()) / "bauschinger.parquet"
+    return [str(f)] if f.exists() else []
+
+
 rule fig5:
     input:
         tables=optimum_batches("macro") + optimum_batches("probe") + emergent_tables(),
-        ref=ref_files(),
+        ref=ref_files() + ref_bauschinger(),
         code=code("figures", "observables", "simulate"),
     output:
         fig=report(f"results/figures/fig5.{FIG_EXT}", caption="../report/fig5.rst", category="Emergent properties"),

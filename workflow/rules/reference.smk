@@ -142,9 +142,35 @@ rule ref_probe:
         "--out {output.probe} > {log} 2>&1"
 
 
+BAUSCHINGER_STRAIN = _atom("bauschinger_strain", 0.1)
+
+
+rule ref_bauschinger:
+    """Bauschinger test of a stationary state: unload to zero stress, reload both senses (Fig. 5d)."""
+    input:
+        state=rules.ref_shear.output.state,
+    output:
+        f"{ATOM_OUT}/bauschinger/bauschinger_{{r}}.parquet",
+    params:
+        strain=BAUSCHINGER_STRAIN, dgamma=_atom("dgamma", 1e-4), ftol=_atom("aqs_ftol", 5e-4),
+        omp=ATOM_THREADS, launch=ATOM_LAUNCH,
+    threads: ATOM_RANKS * ATOM_THREADS
+    resources:
+        mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_shear", 120), cpus_per_task=ATOM_THREADS,
+        **ATOM_MPI,
+    log: f"{ATOM_OUT}/logs/bauschinger_{{r}}.log"
+    benchmark: f"{ATOM_OUT}/benchmarks/bauschinger_{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference bauschinger "
+        "--state {input.state} --replica {wildcards.r} --strain {params.strain} --dgamma {params.dgamma} "
+        "--ftol {params.ftol} --out {output} > {log} 2>&1"
+
+
 rule ref_tables:
     input:
         steps=expand(f"{ATOM_OUT}/aqs/steps_{{r}}.parquet", r=ATOM_REPLICAS),
+        bauschinger=expand(f"{ATOM_OUT}/bauschinger/bauschinger_{{r}}.parquet", r=ATOM_REPLICAS)
+        if BAUSCHINGER_STRAIN > 0 else [],
         probes=expand(f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}_{{chunk}}.parquet",
                       state=["quench", "stationary"], r=ATOM_REPLICAS, chunk=ATOM_CHUNKS),
         infos=expand(f"{ATOM_OUT}/glass/glass_{{r}}.json", r=ATOM_REPLICAS),
@@ -171,6 +197,7 @@ rule ref_tables:
     benchmark: f"{ATOM_OUT}/benchmarks/tables.tsv"
     shell:
         "epcal reference tables --steps {input.steps} --probes {input.probes} --infos {input.infos} "
+        "--bauschinger {input.bauschinger} "
         "--config {params.cfg} --d-threshold {params.d_threshold} --command {params.command} "
         "--wall-times {params.bench} --out {params.outdir} > {log} 2>&1"
 

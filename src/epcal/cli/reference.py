@@ -78,10 +78,21 @@ def register(sub) -> None:
     q.add_argument("--out", required=True)
     q.set_defaults(func=cmd_probe)
 
+    q = vs.add_parser("bauschinger", help="Bauschinger test of one stationary state: unload to zero stress, "
+                      "reload forward and in reverse (section 5, Fig. 5d)")
+    q.add_argument("--state", required=True, help="npz of a stationary state (from 'shear --out-state')")
+    q.add_argument("--replica", type=int, required=True)
+    q.add_argument("--strain", type=float, default=0.1, help="reloading strain of each branch")
+    q.add_argument("--dgamma", type=float, default=1e-4)
+    q.add_argument("--ftol", type=float, default=5e-4, help="tolerance on the force 2-norm per step (LAMMPS fnorm)")
+    q.add_argument("--out", required=True, help="parquet, one row per step (branch unload | forward | reverse)")
+    q.set_defaults(func=cmd_bauschinger)
+
     q = vs.add_parser("tables", help="assemble the reference directory from the per-sample results")
     q.add_argument("--steps", nargs="+", required=True)
     q.add_argument("--probes", nargs="+", required=True)
     q.add_argument("--infos", nargs="+", required=True)
+    q.add_argument("--bauschinger", nargs="*", default=[], help="per-sample Bauschinger tables (optional)")
     q.add_argument("--config", required=True, help="the atomistic config (provenance): inline JSON or a JSON file")
     q.add_argument("--d-threshold", type=float, default=0.05)
     q.add_argument("--command", default="", help="command line recorded in the provenance")
@@ -177,6 +188,24 @@ def cmd_shear(args) -> int:
     return 0
 
 
+def cmd_bauschinger(args) -> int:
+    import numpy as np
+
+    from epcal.reference.bauschinger import bauschinger_test
+    from epcal.reference.engine import State, is_root
+    from epcal.schema import write_table
+
+    st = State.load(args.state)
+    gamma0 = float(np.load(args.state).get("gamma", 0.0))
+    t0 = time.perf_counter()
+    df = bauschinger_test(st, args.replica, gamma0, strain=args.strain, dgamma=args.dgamma, ftol=args.ftol,
+                          log=sys.stdout if is_root() else None)
+    if is_root():
+        write_table(df, args.out, _meta(args, wall_seconds=time.perf_counter() - t0, gamma0=gamma0))
+        print(f"Bauschinger test replica {args.replica}: {len(df)} steps -> {args.out}")
+    return 0
+
+
 def cmd_probe(args) -> int:
     import pandas as pd
 
@@ -260,6 +289,12 @@ def cmd_tables(args) -> int:
             traces.append(pd.read_parquet(tp).assign(replica=int(d["replica"])))
     if traces:
         write_table(pd.concat(traces, ignore_index=True), out / "equilibration.parquet", meta)
+    if args.bauschinger:  # the reload test of Fig. 5d (optional table)
+        from epcal.schema import BAUSCHINGER
+
+        bau = pd.concat([pd.read_parquet(p) for p in args.bauschinger], ignore_index=True)
+        write_table(bau.sort_values(["replica", "branch", "gamma_load"]).reset_index(drop=True),
+                    out / "bauschinger.parquet", meta, BAUSCHINGER)
     G = [d["moduli"]["G"] for d in infos]
     B = [d["moduli"]["B"] for d in infos]
     wall = {}

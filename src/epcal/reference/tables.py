@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..schema import MACRO, PROBE, TableError, check_table, read_table
+from ..schema import BAUSCHINGER, BAUSCHINGER_BRANCHES, MACRO, PROBE, TableError, check_table, read_table
 
 D_THRESHOLD = 0.05
 REFERENCE_YAML_KEYS = ("domain_length", "n_atoms", "n_samples", "shear_modulus", "bulk_modulus",
@@ -95,6 +95,20 @@ def check_reference_dir(path: str | Path) -> list[str]:
                 idx = ", ".join(map(str, np.flatnonzero(bad)[:5]))
                 problems.append(f"{f}: column 'sigma_after': avalanche rows with a stress increase "
                                 f"(sigma_after > sigma_before) in rows {idx}")
+    f = path / "bauschinger.parquet"  # optional: the reload test of Fig. 5d
+    if f.exists():
+        try:
+            df = pd.read_parquet(f)
+        except Exception as exc:
+            problems.append(f"{f}: cannot be read as parquet ({exc})")
+        else:
+            problems += check_table(df, BAUSCHINGER, str(f))
+            if "branch" in df:
+                bad = ~df["branch"].astype(str).isin(BAUSCHINGER_BRANCHES)
+                if bad.any():
+                    idx = ", ".join(map(str, np.flatnonzero(bad.to_numpy())[:5]))
+                    problems.append(f"{f}: column 'branch': values {sorted(set(df['branch'][bad].astype(str)))} "
+                                    f"in rows {idx}, expected one of {list(BAUSCHINGER_BRANCHES)}")
     f = path / "reference.yaml"
     if not f.exists():
         problems.append(f"{f}: missing (keys {', '.join(REFERENCE_YAML_KEYS)})")
