@@ -44,7 +44,10 @@ def aqs_variant(glass, steps, sample, **kw):
             lmp.evaluate()
     lmp.close()
     t = np.array(t)
-    extra = {"factorizations": a.n_factor, "cg_fallbacks": a.n_fallback} if kw.get("solver") == "newton" else {}
+    extra = {"factorizations": a.n_factor, "factor_seconds": getattr(a, "t_factor", None),
+             "cg_fallbacks": a.n_fallback} if kw.get("solver") == "newton" else {}
+    extra["seconds_per_step_max"] = float(t.max())
+    extra["steps_over_0.2s"] = int((t > 0.2).sum())
     return {"settings": {k: v for k, v in kw.items()}, "steps": steps, **extra,
             "seconds_per_step_mean": float(t.mean()), "seconds_per_step_median": float(np.median(t)),
             "cpu_seconds_per_step_mean": float(np.mean(cpu)), "cpu_seconds_per_step_median": float(np.median(cpu)),

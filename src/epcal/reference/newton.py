@@ -410,3 +410,199 @@ class ModifiedNewton:
                     return None
                 fresh = True
         return None
+
+
+# ---------------------------------------------------------------- periodic (AQS) kernels
+@njit(cache=True)
+def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
+    """Energy and forces of all atoms, pair vector x_i - x_j + (sx, sy) (periodic image shift)."""
+    n = x.shape[0]
+    F = np.zeros((n, 2))
+    E = 0.0
+    r_out2 = r_out * r_out
+    for q in range(pi.shape[0]):
+        i = pi[q]
+        j = pj[q]
+        dx = x[i, 0] - x[j, 0] + sx[q]
+        dy = x[i, 1] - x[j, 1] + sy[q]
+        r2 = dx * dx + dy * dy
+        if r2 >= r_out2:
+            continue
+        r = math.sqrt(r2)
+        p = par[pt[q]]
+        if r < r_in:
+            sr2 = p[0] * p[0] / r2
+            sr6 = sr2 * sr2 * sr2
+            u = 4.0 * p[1] * (sr6 * sr6 - sr6)
+            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
+        else:
+            t = r - r_in
+            u = p[6] + t * (p[7] + t * (p[8] + t * (p[9] + t * p[10])))
+            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
+        E += u - p[11]
+        fx = f * dx / r
+        fy = f * dy / r
+        F[i, 0] += fx
+        F[i, 1] += fy
+        F[j, 0] -= fx
+        F[j, 1] -= fy
+    return E, F
+
+
+@njit(cache=True)
+def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
+    """COO triplets of the full periodic Hessian (dof 2 i + a), duplicates of (i, j) blocks
+    possible only for distinct pairs (summed by the sparse constructor)."""
+    nm = x.shape[0]
+    npair = pi.shape[0]
+    rows = np.empty(4 * nm + 8 * npair, np.int64)
+    cols = np.empty(4 * nm + 8 * npair, np.int64)
+    vals = np.empty(4 * nm + 8 * npair)
+    diag = np.zeros((nm, 2, 2))
+    c = 0
+    r_out2 = r_out * r_out
+    for q in range(npair):
+        i = pi[q]
+        j = pj[q]
+        dx = x[i, 0] - x[j, 0] + sx[q]
+        dy = x[i, 1] - x[j, 1] + sy[q]
+        r2 = dx * dx + dy * dy
+        if r2 >= r_out2:
+            continue
+        r = math.sqrt(r2)
+        p = par[pt[q]]
+        if r < r_in:
+            sr2 = p[0] * p[0] / r2
+            sr6 = sr2 * sr2 * sr2
+            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
+            df = 24.0 * p[1] * (-26.0 * sr6 * sr6 + 7.0 * sr6) / r2
+        else:
+            t = r - r_in
+            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
+            df = p[3] + t * (2.0 * p[4] + t * 3.0 * p[5])
+        nx = dx / r
+        ny = dy / r
+        a = -df
+        b = -f / r
+        kxx = a * nx * nx + b * (1.0 - nx * nx)
+        kyy = a * ny * ny + b * (1.0 - ny * ny)
+        kxy = (a - b) * nx * ny
+        diag[i, 0, 0] += kxx
+        diag[i, 1, 1] += kyy
+        diag[i, 0, 1] += kxy
+        diag[j, 0, 0] += kxx
+        diag[j, 1, 1] += kyy
+        diag[j, 0, 1] += kxy
+        for (u, w) in ((i, j), (j, i)):
+            rows[c] = 2 * u
+            cols[c] = 2 * w
+            vals[c] = -kxx
+            rows[c + 1] = 2 * u + 1
+            cols[c + 1] = 2 * w + 1
+            vals[c + 1] = -kyy
+            rows[c + 2] = 2 * u
+            cols[c + 2] = 2 * w + 1
+            vals[c + 2] = -kxy
+            rows[c + 3] = 2 * u + 1
+            cols[c + 3] = 2 * w
+            vals[c + 3] = -kxy
+            c += 4
+    for i in range(nm):
+        rows[c] = 2 * i
+        cols[c] = 2 * i
+        vals[c] = diag[i, 0, 0]
+        rows[c + 1] = 2 * i + 1
+        cols[c + 1] = 2 * i + 1
+        vals[c + 1] = diag[i, 1, 1]
+        rows[c + 2] = 2 * i
+        cols[c + 2] = 2 * i + 1
+        vals[c + 2] = diag[i, 0, 1]
+        rows[c + 3] = 2 * i + 1
+        cols[c + 3] = 2 * i
+        vals[c + 3] = diag[i, 0, 1]
+        c += 4
+    return rows[:c], cols[:c], vals[:c]
+
+
+class PeriodicPairList:
+    """Verlet list of the triclinic periodic cell ``box`` = (lx, ly, xy): pairs within
+    R_OUT + ``skin`` and their image shifts nx (lx, 0) + ny (xy, ly), for the numba
+    energy/force/Hessian kernels.  :meth:`prepare` maps positions (wrapped or not) onto the
+    images of the list (x_ref carried affinely to the current tilt, plus the minimum-image
+    displacement) and rebuilds the list when an atom moved by more than skin / 2 or the change
+    of tilt could bring a pair beyond the skin within R_OUT (the criterion
+    2 max|d| + |dxy / ly| (R_OUT + skin) < skin); a change of lx or ly also rebuilds it."""
+
+    def __init__(self, types, skin=0.3):
+        self.types = np.asarray(types)
+        self.skin = float(skin)
+        self.x_ref = None
+        self.box_ref = None
+        self.par = _par_table()
+        self.n_build = 0
+
+    def _build(self, x, box):
+        lx, ly, xy = box
+        t = xy / ly
+        xs = np.empty_like(x)
+        xs[:, 1] = np.mod(x[:, 1], ly)
+        xs[:, 0] = np.mod(x[:, 0] - t * x[:, 1], lx)
+        xs[:, 1] = np.minimum(xs[:, 1], np.nextafter(ly, 0))
+        xs[:, 0] = np.minimum(xs[:, 0], np.nextafter(lx, 0))
+        rc = pot.R_OUT + self.skin
+        pairs = cKDTree(xs, boxsize=(lx, ly)).query_pairs(rc * (1.0 + abs(t)), output_type="ndarray")
+        i, j = pairs[:, 0], pairs[:, 1]
+        ds = xs[i] - xs[j]
+        ds[:, 0] -= np.round(ds[:, 0] / lx) * lx
+        ds[:, 1] -= np.round(ds[:, 1] / ly) * ly
+        d = np.stack([ds[:, 0] + t * ds[:, 1], ds[:, 1]], axis=1)  # minimum-image x_i - x_j
+        keep = d[:, 0] ** 2 + d[:, 1] ** 2 < rc**2
+        i, j, d = i[keep], j[keep], d[keep]
+        s = d - (x[i] - x[j])  # a lattice vector nx (lx, 0) + ny (xy, ly)
+        ny = np.round(s[:, 1] / ly)
+        nx = np.round((s[:, 0] - ny * xy) / lx)
+        self.nx, self.ny = nx, ny
+        self.pi = np.ascontiguousarray(i, dtype=np.int64)
+        self.pj = np.ascontiguousarray(j, dtype=np.int64)
+        ti, tj = self.types[self.pi], self.types[self.pj]
+        self.pt = (np.minimum(ti, tj) + np.maximum(ti, tj) - 2).astype(np.int64)
+        self.x_ref = x.copy()
+        self.box_ref = tuple(box)
+        self.n_build += 1
+        self._set_box(box)
+
+    def _set_box(self, box):
+        lx, ly, xy = box
+        self.sx = np.ascontiguousarray(self.nx * lx + self.ny * xy)
+        self.sy = np.ascontiguousarray(self.ny * ly)
+        self.box = tuple(box)
+
+    def prepare(self, x, box):
+        """Positions equivalent to ``x`` (same atoms modulo the lattice) on the list's images in
+        ``box``; rebuilds the list if needed.  Pass the result to :meth:`energy_forces` /
+        :meth:`hessian`."""
+        from .engine import min_image
+
+        x = np.array(x, dtype=float)
+        box = tuple(float(b) for b in box)
+        if self.x_ref is not None and len(x) == len(self.x_ref) and box[:2] == self.box_ref[:2]:
+            lx, ly, xy = box
+            dt = (xy - self.box_ref[2]) / ly
+            xa = self.x_ref.copy()
+            xa[:, 0] += dt * xa[:, 1]
+            d = min_image(x - xa, lx, ly, xy)
+            if 2.0 * np.sqrt((d**2).sum(axis=1).max()) + abs(dt) * (pot.R_OUT + self.skin) < self.skin:
+                if box != self.box:
+                    self._set_box(box)
+                return np.ascontiguousarray(xa + d)
+        self._build(x, box)
+        return x
+
+    def energy_forces(self, x):
+        return _ef_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT)
+
+    def hessian(self, x):
+        """Sparse (CSC) Hessian of all atoms (2N x 2N)."""
+        r, c, v = _hess_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT)
+        n = 2 * len(x)
+        return sp.csc_matrix((v, (r, c)), shape=(n, n))
