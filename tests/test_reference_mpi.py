@@ -86,6 +86,23 @@ def test_newton_aqs_equals_cg_aqs(glass):
     assert nw["iterations"].iloc[1:].median() < 0.2 * cg["iterations"].iloc[1:].median()
 
 
+def test_newton_aqs_avalanche_path_equals_cg_aqs(glass):
+    """The avalanche path of the quasi-Newton solver (plain L-BFGS until the energy stalls, then the
+    preconditioned iteration with a fresh factorization), forced on every step that needs more than
+    3 iterations: same stress-strain curve as CG, both to ftol 1e-8."""
+    from epcal.reference.aqs import AQS, run_aqs
+    from epcal.reference.engine import Lammps
+
+    cg, _ = run_aqs(glass, 150, ftol=1e-8, solver="cg")
+    with Lammps(glass) as lmp:
+        a = AQS(lmp, ftol=1e-8, solver="newton", newton_maxiter=3)
+        rows = [a.step() for _ in range(150)]
+    assert a.n_fallback >= 5  # the avalanche path was taken
+    assert max(r["fnorm"] for r in rows) < 1e-8
+    assert np.abs(np.array([r["sxy"] for r in rows]) - cg["sxy"].to_numpy()[1:]).max() < 1e-6
+    assert np.abs(np.array([r["pe"] for r in rows]) - cg["pe"].to_numpy()[1:]).max() < 1e-8 * 400
+
+
 def _mpirun():
     exe = Path(sys.executable).parent / "mpirun"
     return str(exe) if exe.exists() else shutil.which("mpirun")

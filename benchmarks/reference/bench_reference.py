@@ -45,9 +45,13 @@ def aqs_variant(glass, steps, sample, **kw):
     lmp.close()
     t = np.array(t)
     extra = {"factorizations": a.n_factor, "factor_seconds": getattr(a, "t_factor", None),
-             "cg_fallbacks": a.n_fallback} if kw.get("solver") == "newton" else {}
+             "avalanche_steps": a.n_fallback, "cg_finishes": getattr(a, "n_cg", None)} \
+        if kw.get("solver") == "newton" else {}
     extra["seconds_per_step_max"] = float(t.max())
     extra["steps_over_0.2s"] = int((t > 0.2).sum())
+    top = np.argsort(t)[::-1][:6]
+    extra["slowest_steps"] = [(int(k) + 1, round(float(t[k]), 3), int(it[k])) for k in top]  # (step, s, iterations)
+    extra["seconds_without_slowest_5"] = float(np.sort(t)[:-5].mean()) if len(t) > 5 else None
     return {"settings": {k: v for k, v in kw.items()}, "steps": steps, **extra,
             "seconds_per_step_mean": float(t.mean()), "seconds_per_step_median": float(np.median(t)),
             "cpu_seconds_per_step_mean": float(np.mean(cpu)), "cpu_seconds_per_step_median": float(np.median(cpu)),

@@ -598,6 +598,17 @@ class PeriodicPairList:
         self._build(x, box)
         return x
 
+    def follow(self, x):
+        """``x`` (already on the list's images, same box as the last :meth:`prepare`), after
+        rebuilding the list if an atom moved too far: to be called on every new trial position."""
+        lx, ly, xy = self.box
+        dt = (xy - self.box_ref[2]) / ly
+        d = x - self.x_ref
+        d[:, 0] -= dt * self.x_ref[:, 1]
+        if 2.0 * np.sqrt((d**2).sum(axis=1).max()) + abs(dt) * (pot.R_OUT + self.skin) >= self.skin:
+            self._build(np.ascontiguousarray(x, dtype=float), self.box)
+        return x
+
     def energy_forces(self, x):
         return _ef_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT)
 
