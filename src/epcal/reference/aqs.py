@@ -71,7 +71,7 @@ class AQS:
         self.t_factor = 0.0
         self.fail_log = []
         self.trace = None
-        self.shift = 0.0
+        self.lu_single = True
         self.avalanche = avalanche
         self.avalanche_maxiter = 4000
         self.n_cg = 0
@@ -147,9 +147,8 @@ class AQS:
 
         H = self._pairs.hessian(x)
         A = H[2:, 2:].tocsc()
-        if self.shift:
-            import scipy.sparse as sp
-            A = (A + self.shift * sp.identity(A.shape[0], format="csc")).tocsc()
+        if self.lu_single:  # a preconditioner only: single precision factorizes ~1.5x faster
+            A = A.astype(np.float32)
         t0 = time.perf_counter()
         try:
             self._lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
@@ -157,6 +156,7 @@ class AQS:
         except RuntimeError:
             self._lu = None
             return False
+        self._lu_dtype = A.dtype
         self.t_factor += time.perf_counter() - t0
         self.n_factor += 1
         self._lu_iters = 0
@@ -227,7 +227,7 @@ class AQS:
                 q -= a * y_
                 al.append((rho, a))
             if precond:
-                r = self._lu.solve(q)
+                r = self._lu.solve(q.astype(self._lu_dtype)).astype(float)
             else:  # plain L-BFGS: H0 = (s.y / y.y) I of the newest pair
                 r = q * ((S[-1] @ Y[-1]) / (Y[-1] @ Y[-1]) if S else 1e-2)
             for (s_, y_), (rho, a) in zip(zip(S, Y), reversed(al)):
