@@ -11,7 +11,7 @@ loose tolerances: it doubles the unconverged part of u_n; default order 1.)
 
 ``solver="newton"``: L-BFGS (memory 8) preconditioned by a stored, reused sparse LU of the
 Hessian of the periodic glass (atom 0 pinned; numba Hessian kernel ~0.05 s + symmetric-mode
-SuperLU ~1.3 s at 10^4 atoms), energy line search; the iterations use the numba energy/force
+single-precision SuperLU ~0.6-0.9 s at 10^4 atoms), energy line search; the iterations use the numba energy/force
 kernels of :class:`epcal.reference.newton.PeriodicPairList` (~3 ms at 10^4 atoms) and LAMMPS
 (``run 0``) judges the final tolerance and computes the stress.  First guess 2 u_n - u_{n-1}
 (order 2; with a tight solver it is better than u_n).  The factorization is renewed at the start
@@ -74,6 +74,7 @@ class AQS:
         self.lu_single = True
         self.avalanche = avalanche
         self.avalanche_maxiter = 4000
+        self.avalanche_m = 20  # L-BFGS memory of the plain descent (one avalanche: 425 vs 450-475 iterations with 8)
         self.n_cg = 0
         self._excess = 0
         self.lmp = lmp
@@ -265,7 +266,7 @@ class AQS:
             if s_ @ y_ > 1e-16 * (s_ @ s_):
                 S.append(s_)
                 Y.append(y_)
-                if len(S) > self.lbfgs_m:
+                if len(S) > (self.lbfgs_m if precond else self.avalanche_m):
                     S.pop(0)
                     Y.pop(0)
             x, E, F = xt, Et, Ft
