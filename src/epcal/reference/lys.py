@@ -243,7 +243,7 @@ class Patch:
         t0 = time.perf_counter()
         n0 = self.n_min
         M = m_tensor(alpha)
-        k, x, v = 0, self.x_init, None
+        k, x = 0, self.x_init
         coarse = max(1, int(coarse))
 
         def predict(br, m):

@@ -32,7 +32,7 @@ _PAR_TABLE: list = []
 
 def _par_table() -> np.ndarray:
     """Per pair type (0: S-S, 1: S-L, 2: L-L) the row (sigma, eps, force cubic f0..f3 in
-    t = r - R_IN, energy quartic e0..e4, shift) for :func:`_ef_kernel`."""
+    t = r - R_IN, energy quartic e0..e4, shift) for :func:`_ef_kernel_pbc`."""
     if not _PAR_TABLE:
         rows = []
         for key in ((1, 1), (1, 2), (2, 2)):
@@ -44,122 +44,6 @@ def _par_table() -> np.ndarray:
             rows.append(np.concatenate([[s, e], fc, ec, [shift]]))
         _PAR_TABLE.append(np.array(rows))
     return _PAR_TABLE[0]
-
-
-@njit(cache=True)
-def _ef_kernel(x, pi, pj, pt, par, r_in, r_out, n_out):
-    """Energy and forces of the first ``n_out`` atoms from the candidate pairs (pi, pj) of
-    types pt (pairs beyond r_out skipped): the same pair potential as :func:`_pair_terms`."""
-    F = np.zeros((n_out, 2))
-    E = 0.0
-    r_out2 = r_out * r_out
-    for q in range(pi.shape[0]):
-        i = pi[q]
-        j = pj[q]
-        dx = x[i, 0] - x[j, 0]
-        dy = x[i, 1] - x[j, 1]
-        r2 = dx * dx + dy * dy
-        if r2 >= r_out2:
-            continue
-        r = math.sqrt(r2)
-        p = par[pt[q]]
-        if r < r_in:
-            sr2 = p[0] * p[0] / r2
-            sr6 = sr2 * sr2 * sr2
-            u = 4.0 * p[1] * (sr6 * sr6 - sr6)
-            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
-        else:
-            t = r - r_in
-            u = p[6] + t * (p[7] + t * (p[8] + t * (p[9] + t * p[10])))
-            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
-        E += u - p[11]
-        fx = f * dx / r
-        fy = f * dy / r
-        if i < n_out:
-            F[i, 0] += fx
-            F[i, 1] += fy
-        if j < n_out:
-            F[j, 0] -= fx
-            F[j, 1] -= fy
-    return E, F
-
-
-@njit(cache=True)
-def _hess_kernel(x, pi, pj, pt, par, r_in, r_out, nm):
-    """COO triplets (rows, cols, vals) of the Hessian block of the first ``nm`` atoms (dof
-    2 i + a), no duplicates: the same second derivatives as :func:`energy_forces_hessian`."""
-    npair = pi.shape[0]
-    rows = np.empty(4 * nm + 8 * npair, np.int64)
-    cols = np.empty(4 * nm + 8 * npair, np.int64)
-    vals = np.empty(4 * nm + 8 * npair)
-    diag = np.zeros((nm, 2, 2))
-    c = 0
-    r_out2 = r_out * r_out
-    for q in range(npair):
-        i = pi[q]
-        j = pj[q]
-        dx = x[i, 0] - x[j, 0]
-        dy = x[i, 1] - x[j, 1]
-        r2 = dx * dx + dy * dy
-        if r2 >= r_out2:
-            continue
-        r = math.sqrt(r2)
-        p = par[pt[q]]
-        if r < r_in:
-            sr2 = p[0] * p[0] / r2
-            sr6 = sr2 * sr2 * sr2
-            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
-            df = 24.0 * p[1] * (-26.0 * sr6 * sr6 + 7.0 * sr6) / r2
-        else:
-            t = r - r_in
-            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
-            df = p[3] + t * (2.0 * p[4] + t * 3.0 * p[5])
-        # U' = -f, U'' = -df: K = U'' n n + U'/r (I - n n)
-        nx = dx / r
-        ny = dy / r
-        a = -df
-        b = -f / r
-        kxx = a * nx * nx + b * (1.0 - nx * nx)
-        kyy = a * ny * ny + b * (1.0 - ny * ny)
-        kxy = (a - b) * nx * ny
-        if i < nm:
-            diag[i, 0, 0] += kxx
-            diag[i, 1, 1] += kyy
-            diag[i, 0, 1] += kxy
-        if j < nm:
-            diag[j, 0, 0] += kxx
-            diag[j, 1, 1] += kyy
-            diag[j, 0, 1] += kxy
-        if i < nm and j < nm:
-            for (u, w) in ((i, j), (j, i)):
-                rows[c] = 2 * u
-                cols[c] = 2 * w
-                vals[c] = -kxx
-                rows[c + 1] = 2 * u + 1
-                cols[c + 1] = 2 * w + 1
-                vals[c + 1] = -kyy
-                rows[c + 2] = 2 * u
-                cols[c + 2] = 2 * w + 1
-                vals[c + 2] = -kxy
-                rows[c + 3] = 2 * u + 1
-                cols[c + 3] = 2 * w
-                vals[c + 3] = -kxy
-                c += 4
-    for i in range(nm):
-        rows[c] = 2 * i
-        cols[c] = 2 * i
-        vals[c] = diag[i, 0, 0]
-        rows[c + 1] = 2 * i + 1
-        cols[c + 1] = 2 * i + 1
-        vals[c + 1] = diag[i, 1, 1]
-        rows[c + 2] = 2 * i
-        cols[c + 2] = 2 * i + 1
-        vals[c + 2] = diag[i, 0, 1]
-        rows[c + 3] = 2 * i + 1
-        cols[c + 3] = 2 * i
-        vals[c + 3] = diag[i, 0, 1]
-        c += 4
-    return rows[:c], cols[:c], vals[:c]
 
 
 class PairList:
@@ -181,6 +65,7 @@ class PairList:
         self.pj = np.ascontiguousarray(pairs[:, 1], dtype=np.int64)
         ti, tj = self.types[self.pi], self.types[self.pj]
         self.pt = (np.minimum(ti, tj) + np.maximum(ti, tj) - 2).astype(np.int64)
+        self.shift = np.zeros(len(self.pi))  # open boundaries: no image shift (shared kernels)
         self.x_ref = x.copy()
 
     def energy_forces(self, x):
@@ -188,13 +73,15 @@ class PairList:
         if self.x_ref is None or len(x) != len(self.x_ref) or \
                 np.max(np.abs(x - self.x_ref).sum(axis=1)) > 0.5 * self.skin:
             self._build(x)
-        return _ef_kernel(x, self.pi, self.pj, self.pt, self.par, pot.R_IN, pot.R_OUT, self.n_mobile)
+        return _ef_kernel_pbc(x, self.pi, self.pj, self.pt, self.shift, self.shift, self.par, pot.R_IN, pot.R_OUT,
+                              self.n_mobile)
 
     def hessian(self, x):
         """Sparse (CSC) Hessian of the mobile atoms (2 n_mobile x 2 n_mobile)."""
         x = np.ascontiguousarray(x, dtype=float)
         self.energy_forces(x)  # (re)builds the list if needed
-        r, c, v = _hess_kernel(x, self.pi, self.pj, self.pt, self.par, pot.R_IN, pot.R_OUT, self.n_mobile)
+        r, c, v = _hess_kernel_pbc(x, self.pi, self.pj, self.pt, self.shift, self.shift, self.par, pot.R_IN,
+                                   pot.R_OUT, self.n_mobile)
         n = 2 * self.n_mobile
         return sp.csc_matrix((v, (r, c)), shape=(n, n))
 
@@ -414,10 +301,11 @@ class ModifiedNewton:
 
 # ---------------------------------------------------------------- periodic (AQS) kernels
 @njit(cache=True)
-def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
-    """Energy and forces of all atoms, pair vector x_i - x_j + (sx, sy) (periodic image shift)."""
-    n = x.shape[0]
-    F = np.zeros((n, 2))
+def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
+    """Energy of the candidate pairs (pi, pj) of types pt and forces on the first ``n_out``
+    atoms; pair vector x_i - x_j + (sx, sy) (periodic image shift; zero for open boundaries);
+    pairs beyond r_out skipped: the same pair potential as :func:`_pair_terms`."""
+    F = np.zeros((n_out, 2))
     E = 0.0
     r_out2 = r_out * r_out
     for q in range(pi.shape[0]):
@@ -442,18 +330,21 @@ def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
         E += u - p[11]
         fx = f * dx / r
         fy = f * dy / r
-        F[i, 0] += fx
-        F[i, 1] += fy
-        F[j, 0] -= fx
-        F[j, 1] -= fy
+        if i < n_out:
+            F[i, 0] += fx
+            F[i, 1] += fy
+        if j < n_out:
+            F[j, 0] -= fx
+            F[j, 1] -= fy
     return E, F
 
 
 @njit(cache=True)
-def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
-    """COO triplets of the full periodic Hessian (dof 2 i + a), duplicates of (i, j) blocks
-    possible only for distinct pairs (summed by the sparse constructor)."""
-    nm = x.shape[0]
+def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, nm):
+    """COO triplets (rows, cols, vals) of the Hessian block of the first ``nm`` atoms (dof 2 i + a);
+    pair vector x_i - x_j + (sx, sy) (periodic image shift; zero for open boundaries): the same
+    second derivatives as :func:`energy_forces_hessian`.  Duplicate (i, j) blocks arise only
+    from distinct periodic images (summed by the sparse constructor)."""
     npair = pi.shape[0]
     rows = np.empty(4 * nm + 8 * npair, np.int64)
     cols = np.empty(4 * nm + 8 * npair, np.int64)
@@ -480,6 +371,7 @@ def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
             t = r - r_in
             f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
             df = p[3] + t * (2.0 * p[4] + t * 3.0 * p[5])
+        # U' = -f, U'' = -df: K = U'' n n + U'/r (I - n n)
         nx = dx / r
         ny = dy / r
         a = -df
@@ -487,26 +379,29 @@ def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out):
         kxx = a * nx * nx + b * (1.0 - nx * nx)
         kyy = a * ny * ny + b * (1.0 - ny * ny)
         kxy = (a - b) * nx * ny
-        diag[i, 0, 0] += kxx
-        diag[i, 1, 1] += kyy
-        diag[i, 0, 1] += kxy
-        diag[j, 0, 0] += kxx
-        diag[j, 1, 1] += kyy
-        diag[j, 0, 1] += kxy
-        for (u, w) in ((i, j), (j, i)):
-            rows[c] = 2 * u
-            cols[c] = 2 * w
-            vals[c] = -kxx
-            rows[c + 1] = 2 * u + 1
-            cols[c + 1] = 2 * w + 1
-            vals[c + 1] = -kyy
-            rows[c + 2] = 2 * u
-            cols[c + 2] = 2 * w + 1
-            vals[c + 2] = -kxy
-            rows[c + 3] = 2 * u + 1
-            cols[c + 3] = 2 * w
-            vals[c + 3] = -kxy
-            c += 4
+        if i < nm:
+            diag[i, 0, 0] += kxx
+            diag[i, 1, 1] += kyy
+            diag[i, 0, 1] += kxy
+        if j < nm:
+            diag[j, 0, 0] += kxx
+            diag[j, 1, 1] += kyy
+            diag[j, 0, 1] += kxy
+        if i < nm and j < nm:
+            for (u, w) in ((i, j), (j, i)):
+                rows[c] = 2 * u
+                cols[c] = 2 * w
+                vals[c] = -kxx
+                rows[c + 1] = 2 * u + 1
+                cols[c + 1] = 2 * w + 1
+                vals[c + 1] = -kyy
+                rows[c + 2] = 2 * u
+                cols[c + 2] = 2 * w + 1
+                vals[c + 2] = -kxy
+                rows[c + 3] = 2 * u + 1
+                cols[c + 3] = 2 * w
+                vals[c + 3] = -kxy
+                c += 4
     for i in range(nm):
         rows[c] = 2 * i
         cols[c] = 2 * i
@@ -610,10 +505,11 @@ class PeriodicPairList:
         return x
 
     def energy_forces(self, x):
-        return _ef_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT)
+        return _ef_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT, len(x))
 
     def hessian(self, x):
         """Sparse (CSC) Hessian of all atoms (2N x 2N)."""
-        r, c, v = _hess_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT)
+        r, c, v = _hess_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT,
+                                   len(x))
         n = 2 * len(x)
         return sp.csc_matrix((v, (r, c)), shape=(n, n))
