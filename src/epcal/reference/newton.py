@@ -300,6 +300,24 @@ class ModifiedNewton:
 
 
 # ---------------------------------------------------------------- periodic (AQS) kernels
+@njit(cache=True, inline="always")
+def _pair_u_f_df(r, r2, p, r_in):
+    """Pair energy u (unshifted), force f = -U'(r) and its derivative df = -U''(r) at distance r
+    from the row ``p`` of :func:`_par_table` (LJ inside r_in, the smoothing polynomial beyond)."""
+    if r < r_in:
+        sr2 = p[0] * p[0] / r2
+        sr6 = sr2 * sr2 * sr2
+        u = 4.0 * p[1] * (sr6 * sr6 - sr6)
+        f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
+        df = 24.0 * p[1] * (-26.0 * sr6 * sr6 + 7.0 * sr6) / r2
+    else:
+        t = r - r_in
+        u = p[6] + t * (p[7] + t * (p[8] + t * (p[9] + t * p[10])))
+        f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
+        df = p[3] + t * (2.0 * p[4] + t * 3.0 * p[5])
+    return u, f, df
+
+
 @njit(cache=True)
 def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
     """Energy of the candidate pairs (pi, pj) of types pt and forces on the first ``n_out``
@@ -318,15 +336,7 @@ def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
             continue
         r = math.sqrt(r2)
         p = par[pt[q]]
-        if r < r_in:
-            sr2 = p[0] * p[0] / r2
-            sr6 = sr2 * sr2 * sr2
-            u = 4.0 * p[1] * (sr6 * sr6 - sr6)
-            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
-        else:
-            t = r - r_in
-            u = p[6] + t * (p[7] + t * (p[8] + t * (p[9] + t * p[10])))
-            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
+        u, f, _ = _pair_u_f_df(r, r2, p, r_in)
         E += u - p[11]
         fx = f * dx / r
         fy = f * dy / r
@@ -361,16 +371,7 @@ def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, nm):
         if r2 >= r_out2:
             continue
         r = math.sqrt(r2)
-        p = par[pt[q]]
-        if r < r_in:
-            sr2 = p[0] * p[0] / r2
-            sr6 = sr2 * sr2 * sr2
-            f = 24.0 * p[1] * (2.0 * sr6 * sr6 - sr6) / r
-            df = 24.0 * p[1] * (-26.0 * sr6 * sr6 + 7.0 * sr6) / r2
-        else:
-            t = r - r_in
-            f = p[2] + t * (p[3] + t * (p[4] + t * p[5]))
-            df = p[3] + t * (2.0 * p[4] + t * 3.0 * p[5])
+        _, f, df = _pair_u_f_df(r, r2, par[pt[q]], r_in)
         # U' = -f, U'' = -df: K = U'' n n + U'/r (I - n n)
         nx = dx / r
         ny = dy / r
