@@ -67,11 +67,14 @@ def resolve_model(model: dict | None, ref_meta: dict | None = None) -> dict:
     return out
 
 
-def run(p, replicas, seed: int, gamma_max: float, T_quench=None, probe=None, threads: int = 1):
+def run(p, replicas, seed: int, gamma_max: float, T_quench=None, probe=None, threads: int = 1, variant=None,
+        stream_key: int | None = None):
     from .simulate import run_ensemble
+    from .variants import ORIGINAL
 
     return run_ensemble(p, replicas=replicas, seed=int(seed), gamma_max=float(gamma_max),
-                        T_quench=T_quench, probe=probe, threads=int(threads))
+                        T_quench=T_quench, probe=probe, threads=int(threads),
+                        variant=ORIGINAL if variant is None else variant, stream_key=stream_key)
 
 
 def probe_spec(n_list, alphas, states, stride: int = 1):
@@ -493,7 +496,8 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
         p = model_params(l, values["k"], values["lam"], values["chi"], model)
         n = p.patch_size(ev.ref_R)
         spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",), cfg.get("stride", 1))
-        ens = run_ensemble_variant(p, reps, seed, cfg.get("gamma_max", 2.0), spec, threads, v, T)
+        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), T_quench=T, probe=spec, threads=threads, variant=v,
+                  stream_key=VARIANT_STREAM_KEY)
         return ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=_boot_seed(seed, l, values["k"]), details=True)
 
     def objective(x, start_index):
@@ -544,13 +548,6 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
     log(f"variant {name}: best " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
         + f"  L_stat={best['L_stat']:.4f} ({len(cache)} points)")
     return hist, meta
-
-
-def run_ensemble_variant(p, replicas, seed, gamma_max, probe, threads, v, T_quench):
-    from .simulate import run_ensemble
-
-    return run_ensemble(p, replicas=replicas, seed=int(seed), gamma_max=float(gamma_max), probe=probe,
-                        threads=int(threads), variant=v, stream_key=VARIANT_STREAM_KEY, T_quench=T_quench)
 
 
 # ------------------------------------------------------------------ number of slip systems (appendix A.1)

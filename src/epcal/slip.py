@@ -89,21 +89,22 @@ def slip_amplitude(state, gamma_max, chi):
 
 # --------------------------------------------------------------- slip systems
 @njit(cache=True, inline="always")
-def _store(theta, tau_c, a, b, gcoef, e, s, angle, tc, s2, c2, f_coef):
-    # f(theta) = f0 + f4c cos4t + f4s sin4t + f2c cos2t + f2s sin2t (exact on the Q4 lattice)
-    theta[e, s] = angle
-    tau_c[e, s] = tc
-    a[e, s] = -0.5 * s2
-    b[e, s] = c2
-    f = f_coef[0] + f_coef[1] * (c2 * c2 - s2 * s2) + f_coef[2] * (2.0 * s2 * c2) \
-        + f_coef[3] * c2 + f_coef[4] * s2
-    gcoef[e, s] = -2.0 / f
+def _f_theta(f_coef, s2, c2):
+    """f(theta) from sin 2theta, cos 2theta: f0 + f4c cos4t + f4s sin4t + f2c cos2t + f2s sin2t
+    (exact on the Q4 lattice, see :func:`slip_stiffness_coefficients`)."""
+    return f_coef[0] + f_coef[1] * (c2 * c2 - s2 * s2) + f_coef[2] * (2.0 * s2 * c2) + f_coef[3] * c2 + f_coef[4] * s2
 
 
 @njit(cache=True)
 def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
     """Set system (e, s) to angle and threshold, with its derived coefficients."""
-    _store(theta, tau_c, a, b, gcoef, e, s, angle, tc, np.sin(2.0 * angle), np.cos(2.0 * angle), f_coef)
+    s2 = np.sin(2.0 * angle)
+    c2 = np.cos(2.0 * angle)
+    theta[e, s] = angle
+    tau_c[e, s] = tc
+    a[e, s] = -0.5 * s2
+    b[e, s] = c2
+    gcoef[e, s] = -2.0 / _f_theta(f_coef, s2, c2)
 
 
 #: rows of the renewal work array (:func:`renewal_work`)
@@ -177,7 +178,6 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
         sx[q + 2], cx[q + 2] = cs, -sn
         sx[q + 3], cx[q + 3] = -cs, sn
     # vectorized pass: thresholds, resolved-stress coefficients, gamma_max / tau = -2/f(theta)
-    f0, f4c, f4s, f2c, f2s = f_coef[0], f_coef[1], f_coef[2], f_coef[3], f_coef[4]
     ar = a[e]
     br = b[e]
     gr = gcoef[e]
@@ -187,13 +187,7 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
         tc[s] = lam * y[s]
         ar[s] = -0.5 * sn
         br[s] = cs
-        gr[s] = -2.0 / (f0 + f4c * (cs * cs - sn * sn) + f4s * (2.0 * sn * cs) + f2c * cs + f2s * sn)
-
-
-@njit(cache=True)
-def _f_theta(f_coef, s2, c2):
-    """f(theta) from sin 2theta, cos 2theta (Fourier form, see :func:`slip_stiffness_coefficients`)."""
-    return f_coef[0] + f_coef[1] * (c2 * c2 - s2 * s2) + f_coef[2] * (2.0 * s2 * c2) + f_coef[3] * c2 + f_coef[4] * s2
+        gr[s] = -2.0 / _f_theta(f_coef, sn, cs)
 
 
 @njit(cache=True)
