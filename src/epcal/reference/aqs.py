@@ -74,6 +74,9 @@ class AQS:
         self.lu_single = True
         self.avalanche = avalanche
         self.avalanche_maxiter = 4000
+        self.avalanche_rounds = 3  # descent-until-stall + fresh factorization rounds of one avalanche
+        self.n_eval = np.zeros(1, np.int64)  # force evaluations of the compiled avalanche descent
+        self.nchunk = 2  # pair-list chunks of the force kernel (threads share them; fixed: same bits on 1 or 2)
         self.avalanche_m = 20  # L-BFGS memory of the plain descent (one avalanche: 425 vs 450-475 iterations with 8)
         self.n_cg = 0
         self._excess = 0
@@ -108,14 +111,23 @@ class AQS:
                 self.n_fallback += 1
                 its = self._it_fail
                 if self.avalanche == "lbfgs":
-                    # plain L-BFGS (numba forces, ~3.5 ms per iteration, less than a LAMMPS CG
-                    # iteration) down the avalanche until the energy stalls, then the
-                    # preconditioned iteration with a fresh factorization in the new basin
-                    res = self._newton(self._x_fail, precond=False, maxiter=self.avalanche_maxiter)
-                    its += self._it_fail if res is None else res.iterations
+                    # plain L-BFGS (compiled, ~2.5 ms per iteration) down the avalanche until the energy
+                    # stalls, then the preconditioned iteration with a fresh factorization in the new
+                    # basin; if that is not yet convex (no descent), another round (at most
+                    # ``avalanche_rounds``), then plain L-BFGS to the end
                     self._refactor = True  # the stored Hessian belongs to the old basin
-                    if res is None:
+                    for _ in range(self.avalanche_rounds):
+                        res = self._descend(self._x_fail)
+                        its += self._it_fail if res is None else res.iterations
+                        if res is not None:
+                            break
+                        self._refactor = True
                         res = self._newton(self._x_fail)
+                        its += self._it_fail if res is None else res.iterations
+                        if res is not None:
+                            break
+                    if res is None:
+                        res = self._descend(self._x_fail, stall=False)
                         its += self._it_fail if res is None else res.iterations
                     if res is not None:
                         res.iterations = its
@@ -184,7 +196,7 @@ class AQS:
 
         lmp = self.lmp
         if self._pairs is None:
-            self._pairs = PeriodicPairList(lmp.types())
+            self._pairs = PeriodicPairList(lmp.types(), nchunk=self.nchunk)
         t0 = time.perf_counter()
         box = lmp.box()
         x = self._pairs.prepare(x, box)
@@ -280,6 +292,49 @@ class AQS:
             self._refactor = True
         return MinResult(iterations=it, fnorm2=float(ev["fnorm"]), fnorm_inf=float(ev["fmax"]),
                          energy=float(ev["pe"]), seconds=time.perf_counter() - t0)
+
+    def _descend(self, x, stall=True):
+        """Plain L-BFGS (memory ``avalanche_m``) down an avalanche from ``x`` in one compiled loop
+        (:func:`epcal.reference.lbfgs.lbfgs_descent`; the same iteration as ``_newton(precond=False)``),
+        leaving it only to rebuild the pair list.  A MinResult once LAMMPS confirms the force
+        tolerance; None when the energy stalls above it (the slow tail of the new basin, for the
+        preconditioned iteration with a fresh factorization), at ``avalanche_maxiter`` or when no
+        descent step is found (``self._x_fail``, ``self._it_fail``: where it stopped).  ``stall=False``:
+        no stall test (on to the force tolerance)."""
+        from . import lbfgs
+        from . import potential as pot
+        from .engine import MinResult
+
+        t0 = time.perf_counter()
+        pl = self._pairs
+        x = pl.prepare(x, self.lmp.box())
+        nd = 2 * (len(x) - 1)
+        m = self.avalanche_m
+        S, Y, rho = np.zeros((m, nd)), np.zeros((m, nd)), np.zeros(m)
+        mem = np.zeros(2, np.int64)
+        Ehist = np.zeros(self.avalanche_maxiter + 1)
+        E, F = pl.energy_forces(x)
+        it, ftol = 0, self.ftol
+        while True:
+            xa_ref, margin = pl.validity()
+            status, it, x, E, F = lbfgs.lbfgs_descent(
+                x, E, F, pl.pi, pl.pj, pl.pt, pl.sx, pl.sy, pl.par, pot.R_IN, pot.R_OUT, pl.nchunk, xa_ref, margin,
+                S, Y, rho, mem, Ehist, it, self.avalanche_maxiter, ftol, self.max_disp, 100, 1e-3 if stall else 0.0, self.n_eval)
+            self.last_descent = Ehist[:it]  # energies of the descent, for diagnostics
+            if status == lbfgs.REBUILD:
+                pl._build(np.ascontiguousarray(x), pl.box)
+                continue
+            if status == lbfgs.CONVERGED:
+                self.lmp.set_positions(x)
+                ev = self.lmp.evaluate()
+                if ev["fnorm"] < self.ftol:
+                    return MinResult(iterations=it, fnorm2=float(ev["fnorm"]), fnorm_inf=float(ev["fmax"]),
+                                     energy=float(ev["pe"]), seconds=time.perf_counter() - t0)
+                ftol = 0.5 * min(ftol, float(np.sqrt((F[1:] ** 2).sum())))  # LAMMPS' norm is the judge
+                continue
+            self.fail_log.append(({lbfgs.MAXITER: "maxiter", lbfgs.STALLED: "stall"}.get(status, "descent"), it))
+            self._x_fail, self._it_fail = x, it
+            return None
 
     def guess(self) -> np.ndarray:
         """Predicted non-affine displacement of the next step: u_n (order 1) or the linear
