@@ -117,3 +117,31 @@ def test_two_loop_ring_buffer_equals_textbook_lbfgs():
     # a pair of negative curvature is not stored
     push_pair(g, -g, S, Y, rho, mem)
     np.testing.assert_allclose(ring(g), textbook(g), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("r_cut", [None, 2.0, 1.6])
+def test_preconditioner_hessian_sum_rules(r_cut):
+    """The (possibly truncated) Hessian of the periodic pair list is symmetric and annihilates rigid
+    translations (each row sums to zero per component); r_cut = R_OUT gives the full Hessian, and a
+    truncated one equals the full one on the blocks of pairs closer than r_cut."""
+    x, box, types = _random_cell(7, 600, 0.3)
+    pl = PeriodicPairList(types)
+    x = pl.prepare(x, box)
+    H = pl.hessian(x, r_cut).tocsr()
+    assert abs(H - H.T).max() <= 1e-12 * abs(H).max()
+    for c in (0, 1):
+        t = np.zeros(H.shape[0])
+        t[c::2] = 1.0
+        assert np.abs(H @ t).max() <= 1e-10 * abs(H).max()
+    full = pl.hessian(x).tocsr()
+    if r_cut is None:
+        assert abs(full - pl.hessian(x, pot.R_OUT)).max() == 0.0
+    else:
+        d = x[pl.pi] - x[pl.pj] + np.column_stack([pl.sx, pl.sy])
+        r = np.hypot(d[:, 0], d[:, 1])
+        close = np.flatnonzero(r < r_cut)
+        far = np.flatnonzero((r >= r_cut) & (r < pot.R_OUT))
+        i, j = pl.pi[close[0]], pl.pj[close[0]]
+        assert H[2 * i, 2 * j] == full[2 * i, 2 * j] != 0.0
+        i, j = pl.pi[far[0]], pl.pj[far[0]]
+        assert H[2 * i, 2 * j] == 0.0 and full[2 * i, 2 * j] != 0.0

@@ -45,6 +45,7 @@ def aqs_variant(glass, steps, sample, **kw):
     lmp.close()
     t = np.array(t)
     extra = {"factorizations": a.n_factor, "factor_seconds": getattr(a, "t_factor", None),
+             "precond_cutoff": getattr(a, "precond_cutoff", None),
              "avalanche_steps": a.n_fallback, "cg_finishes": getattr(a, "n_cg", None)} \
         if kw.get("solver") == "newton" else {}
     extra["seconds_per_step_max"] = float(t.max())
@@ -89,7 +90,10 @@ def main():
     if not is_root():  # under mpirun: every rank runs the benchmark, rank 0 reports
         import builtins
         builtins.print = lambda *a, **k: None
-    out = {"mpi_ranks": world_size(), "code_version": code_version(), "lammps": lammps_version(), "machine": platform.node(),
+    import numba
+
+    out = {"mpi_ranks": world_size(), "numba_threads": numba.get_num_threads(), "code_version": code_version(),
+           "lammps": lammps_version(), "machine": platform.node(),
            "processor": platform.processor(), "n_atoms": args.n_atoms}
     if args.glass:
         glass = State.load(args.glass)

@@ -156,7 +156,7 @@ def _list_valid(x, xa_ref, margin):
     return 2.0 * math.sqrt(d2) < margin
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lbfgs_descent(x, E, F, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk, xa_ref, margin,
                   S, Y, rho, mem, Ehist, it0, maxiter, ftol, max_disp, stall_window, stall_frac, n_eval):
     """Plain L-BFGS (H0 = s.y / y.y of the newest pair) down an avalanche, atom 0 pinned,
