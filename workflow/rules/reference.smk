@@ -100,7 +100,8 @@ rule ref_shear:
     log: f"{ATOM_OUT}/logs/shear_{{r}}.log"
     benchmark: f"{ATOM_OUT}/benchmarks/shear_{{r}}.tsv"
     shell:
-        "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference shear "
+        "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} NUMBA_NUM_THREADS={params.omp} "
+        "{params.launch}epcal reference shear "
         "--state {input.state} --replica {wildcards.r} "
         "--gamma-max {params.gamma_max} --dgamma {params.dgamma} --ftol {params.ftol} --solver {params.solver} "
         "--checkpoint {params.checkpoint} --checkpoint-every {params.every} "

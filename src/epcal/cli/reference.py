@@ -52,8 +52,9 @@ def register(sub) -> None:
     q.add_argument("--dgamma", type=float, default=1e-4)
     q.add_argument("--ftol", type=float, default=1e-4, help="tolerance on the force 2-norm per step (LAMMPS fnorm)")
     q.add_argument("--solver", choices=("cg", "newton"), default="cg",
-                   help="per-step relaxation: LAMMPS CG from the previous non-affine displacement, or modified "
-                        "Newton with a reused sparse Hessian factorization (Anderson-accelerated; CG fallback)")
+                   help="per-step relaxation: LAMMPS CG from the previous non-affine displacement, or quasi-Newton "
+                        "(L-BFGS preconditioned by a reused sparse Hessian factorization; compiled descent "
+                        "through avalanches; force kernel on NUMBA_NUM_THREADS threads)")
     q.add_argument("--checkpoint", required=True, help="npz checkpoint (resumed if it exists)")
     q.add_argument("--checkpoint-every", type=int, default=500)
     q.add_argument("--out-steps", required=True, help="parquet, one row per AQS step")

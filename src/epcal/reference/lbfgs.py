@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .newton import _pair_u_f_df
+from .newton import _ef_pairs
 
 #: status codes of :func:`lbfgs_descent`
 CONVERGED, MAXITER, STALLED, REBUILD, FAILED = 0, 1, 2, 3, 4
@@ -37,30 +37,9 @@ def energy_forces_chunked(x, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk):
     npair = pi.shape[0]
     Fc = np.zeros((nchunk, n, 2))
     Ec = np.zeros(nchunk)
-    r_out2 = r_out * r_out
     for c in prange(nchunk):
-        lo = c * npair // nchunk
-        hi = (c + 1) * npair // nchunk
-        e = 0.0
-        for q in range(lo, hi):
-            i = pi[q]
-            j = pj[q]
-            dx = x[i, 0] - x[j, 0] + sx[q]
-            dy = x[i, 1] - x[j, 1] + sy[q]
-            r2 = dx * dx + dy * dy
-            if r2 >= r_out2:
-                continue
-            r = math.sqrt(r2)
-            p = par[pt[q]]
-            u, f, _ = _pair_u_f_df(r, r2, p, r_in)
-            e += u - p[11]
-            fx = f * dx / r
-            fy = f * dy / r
-            Fc[c, i, 0] += fx
-            Fc[c, i, 1] += fy
-            Fc[c, j, 0] -= fx
-            Fc[c, j, 1] -= fy
-        Ec[c] = e
+        Ec[c] = _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, c * npair // nchunk, (c + 1) * npair // nchunk,
+                          Fc[c])
     F = np.zeros((n, 2))
     E = 0.0
     for c in range(nchunk):

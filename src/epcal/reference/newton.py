@@ -318,15 +318,15 @@ def _pair_u_f_df(r, r2, p, r_in):
     return u, f, df
 
 
-@njit(cache=True)
-def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
-    """Energy of the candidate pairs (pi, pj) of types pt and forces on the first ``n_out``
-    atoms; pair vector x_i - x_j + (sx, sy) (periodic image shift; zero for open boundaries);
-    pairs beyond r_out skipped: the same pair potential as :func:`_pair_terms`."""
-    F = np.zeros((n_out, 2))
+@njit(cache=True, inline="always")
+def _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, lo, hi, F):
+    """Energy of the candidate pairs lo..hi-1 (pi, pj) of types pt, their forces added to ``F`` (on
+    atoms below len(F) only); pair vector x_i - x_j + (sx, sy) (periodic image shift; zero for
+    open boundaries); pairs beyond r_out skipped: the same pair potential as :func:`_pair_terms`."""
+    n_out = F.shape[0]
     E = 0.0
     r_out2 = r_out * r_out
-    for q in range(pi.shape[0]):
+    for q in range(lo, hi):
         i = pi[q]
         j = pj[q]
         dx = x[i, 0] - x[j, 0] + sx[q]
@@ -346,6 +346,14 @@ def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
         if j < n_out:
             F[j, 0] -= fx
             F[j, 1] -= fy
+    return E
+
+
+@njit(cache=True)
+def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
+    """Energy of the candidate pairs and forces on the first ``n_out`` atoms (:func:`_ef_pairs`)."""
+    F = np.zeros((n_out, 2))
+    E = _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, 0, pi.shape[0], F)
     return E, F
 
 
