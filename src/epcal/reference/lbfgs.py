@@ -5,12 +5,13 @@ at 10^4 atoms, where the minimization runs down a rearrangement for hundreds of
 iterations.  There every Python-side operation of an iteration (the two-loop
 recursion on 20 000-vectors, the pair-list check of each trial position) costs
 about as much as the force evaluation itself.  This module moves the whole plain
-L-BFGS descent into one compiled loop (:func:`lbfgs_descent`), the two halves of
-the two-loop recursion of the preconditioned iteration (:func:`two_loop_first`,
-:func:`two_loop_second`: the preconditioner solve in between is SciPy's), and
-evaluates energies and forces in ``nchunk`` fixed chunks of the pair list, on as
-many threads as numba has (:func:`energy_forces_chunked`).  The chunks are fixed,
-so the sums, hence the trajectory, are the same bits on 1 or 2 threads.
+L-BFGS descent into one compiled loop (:func:`lbfgs_descent`, built on the two-loop
+recursion :func:`two_loop_first` / :func:`two_loop_second`, which take any H0 in
+between), and evaluates energies and forces in ``nchunk`` fixed chunks of the pair
+list, on as many threads as numba has (:func:`energy_forces_chunked`).  The chunks
+are fixed, so the sums, hence the trajectory, are the same bits on 1 or 2 threads.
+(The preconditioned iteration of :class:`epcal.reference.aqs.AQS` keeps its numpy
+two-loop: there the sparse triangular solves, ~6 ms, dominate each iteration.)
 
 Memory layout: the L-BFGS pairs (s, y) live in a ring buffer ``S``, ``Y`` of shape
 (m, n), ``rho`` = 1 / (s.y), with ``mem`` = [count, head] (head: the next slot).
