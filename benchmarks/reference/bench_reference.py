@@ -23,10 +23,26 @@ import time
 import numpy as np
 
 
+def warm_up(glass):
+    """Compile (or load from numba's cache) every kernel of the newton solver outside the timings:
+    a factorization and a few iterations of the compiled descent on the glass itself."""
+    from epcal.reference.aqs import AQS
+    from epcal.reference.engine import Lammps
+
+    with Lammps(glass) as lmp:
+        a = AQS(lmp, ftol=1e-3, solver="newton")
+        a.avalanche_maxiter = 3
+        x = lmp.positions()
+        a._newton(x, maxiter=2)
+        a._descend(x)
+
+
 def aqs_variant(glass, steps, sample, **kw):
     from epcal.reference.aqs import AQS
     from epcal.reference.engine import Lammps
 
+    if kw.get("solver") == "newton":
+        warm_up(glass)
     lmp = Lammps(glass)
     a = AQS(lmp, **kw)
     t, it, err, cpu = [], [], [], []
