@@ -192,7 +192,7 @@ class AQS:
         reused sparse LU of the Hessian (atom 0 pinned), with an energy line search.
 
         Energies and forces of the iterations come from the numba kernels of
-        :class:`epcal.reference.newton.PeriodicPairList` (the same pair potential as LAMMPS, ~3 ms
+        :class:`epcal.reference.newton.PeriodicPairList` (the same pair potential as LAMMPS, ~1 ms
         at 10^4 atoms); once their force norm is below ``ftol``, LAMMPS (``run 0``) evaluates the
         state and is the judge of the tolerance exactly as for its own minimizer (and computes the
         stress).  With the stored Hessian of a nearby state the first iteration is (close to) a
@@ -200,7 +200,9 @@ class AQS:
         positive definite, so the line-searched L-BFGS iteration is a descent method and
         converges to a minimum.  The factorization is renewed at the start of the next step when
         a step needed more than ``refactor_iters`` iterations, or at once when the line search
-        fails; if it fails with a fresh one, None (the caller falls back to LAMMPS CG).
+        fails; if it fails with a fresh one, None (the caller goes on with :meth:`_avalanche`).
+        ``precond=False``: plain L-BFGS in numpy, the slow reference of the compiled descent
+        (:meth:`_descend`; the two are tested to take the same iterates).
         """
         from .engine import MinResult
         from .newton import PeriodicPairList
@@ -332,7 +334,7 @@ class AQS:
 
     def _descend(self, x, stall=True):
         """Plain L-BFGS (memory ``avalanche_m``) down an avalanche from ``x`` in one compiled loop
-        (:func:`epcal.reference.lbfgs.lbfgs_descent`; the same iteration as ``_newton(precond=False)``),
+        (:func:`epcal.reference.lbfgs.lbfgs_descent`; the same iterates as ``_newton(precond=False)``, tested),
         leaving it only to rebuild the pair list.  A MinResult once LAMMPS confirms the force
         tolerance; None when the energy stalls above it (the slow tail of the new basin, for the
         preconditioned iteration with a fresh factorization), at ``avalanche_maxiter`` or when no
