@@ -152,6 +152,11 @@ def lbfgs_descent(x, E, F, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk, xa_ref,
     n = x.shape[0]
     nd = 2 * (n - 1)
     alpha = np.zeros(S.shape[0])
+    g = np.empty(nd)  # work arrays, allocated once; x and xt are two buffers swapped on acceptance
+    q = np.empty(nd)
+    s_ = np.empty(nd)
+    y_ = np.empty(nd)
+    xt = x.copy()  # row 0 (the pinned atom) never changes in either buffer
     it = it0
     while True:
         fn2 = 0.0
@@ -166,11 +171,10 @@ def lbfgs_descent(x, E, F, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk, xa_ref,
         if (stall_frac > 0.0 and it >= stall_window and it % 25 == 0
                 and Ehist[it - stall_window] - E < stall_frac * (Ehist[0] - E)):
             return STALLED, it, x, E, F
-        g = np.empty(nd)
         for i in range(1, n):
             g[2 * i - 2] = -F[i, 0]
             g[2 * i - 1] = -F[i, 1]
-        q = g.copy()
+        q[:] = g
         two_loop_first(q, S, Y, rho, mem, alpha)
         h0 = 1e-2
         if mem[0] > 0:
@@ -194,7 +198,6 @@ def lbfgs_descent(x, E, F, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk, xa_ref,
                 continue
             return FAILED, it, x, E, F
         step = min(1.0, max_disp / amax) if amax > 0.0 else 1.0
-        xt = x.copy()
         for i in range(1, n):
             xt[i, 0] = x[i, 0] - step * q[2 * i - 2]
             xt[i, 1] = x[i, 1] - step * q[2 * i - 1]
@@ -220,12 +223,11 @@ def lbfgs_descent(x, E, F, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk, xa_ref,
                 mem[0] = 0
                 continue
             return FAILED, it, x, E, F
-        s_ = np.empty(nd)
-        y_ = np.empty(nd)
         for i in range(1, n):
             s_[2 * i - 2] = xt[i, 0] - x[i, 0]
             s_[2 * i - 1] = xt[i, 1] - x[i, 1]
             y_[2 * i - 2] = -Ft[i, 0] - g[2 * i - 2]
             y_[2 * i - 1] = -Ft[i, 1] - g[2 * i - 1]
         push_pair(s_, y_, S, Y, rho, mem)
-        x, E, F = xt, Et, Ft
+        x, xt = xt, x
+        E, F = Et, Ft

@@ -319,6 +319,16 @@ def _pair_u_f_df(r, r2, p, r_in):
 
 
 @njit(cache=True, inline="always")
+def _pair_vector(x, pi, pj, sx, sy, q):
+    """(i, j, dx, dy, r^2) of candidate pair q: x_i - x_j + (sx, sy)[q] (image shift)."""
+    i = pi[q]
+    j = pj[q]
+    dx = x[i, 0] - x[j, 0] + sx[q]
+    dy = x[i, 1] - x[j, 1] + sy[q]
+    return i, j, dx, dy, dx * dx + dy * dy
+
+
+@njit(cache=True, inline="always")
 def _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, lo, hi, F):
     """Energy of the candidate pairs lo..hi-1 (pi, pj) of types pt, their forces added to ``F`` (on
     atoms below len(F) only); pair vector x_i - x_j + (sx, sy) (periodic image shift; zero for
@@ -327,11 +337,7 @@ def _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, lo, hi, F):
     E = 0.0
     r_out2 = r_out * r_out
     for q in range(lo, hi):
-        i = pi[q]
-        j = pj[q]
-        dx = x[i, 0] - x[j, 0] + sx[q]
-        dy = x[i, 1] - x[j, 1] + sy[q]
-        r2 = dx * dx + dy * dy
+        i, j, dx, dy, r2 = _pair_vector(x, pi, pj, sx, sy, q)
         if r2 >= r_out2:
             continue
         r = math.sqrt(r2)
@@ -371,11 +377,7 @@ def _hess_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, nm):
     c = 0
     r_out2 = r_out * r_out
     for q in range(npair):
-        i = pi[q]
-        j = pj[q]
-        dx = x[i, 0] - x[j, 0] + sx[q]
-        dy = x[i, 1] - x[j, 1] + sy[q]
-        r2 = dx * dx + dy * dy
+        i, j, dx, dy, r2 = _pair_vector(x, pi, pj, sx, sy, q)
         if r2 >= r_out2:
             continue
         r = math.sqrt(r2)
