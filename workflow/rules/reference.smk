@@ -67,7 +67,8 @@ rule ref_prepare:
     params:
         n_atoms=ATOM["n_atoms"], seed=ATOM["seed"], t_equil=ATOM["t_equil"],
         temperature=_atom("temperature", 0.351), dt=_atom("dt", 0.005),
-        quench_ftol=_atom("quench_ftol", 1e-10), omp=ATOM_THREADS, launch=ATOM_LAUNCH,
+        quench_ftol=_atom("quench_ftol", 1e-10), n_trace=_atom("n_trace", 100), omp=ATOM_THREADS,
+        launch=ATOM_LAUNCH,
     threads: ATOM_RANKS * ATOM_THREADS
     resources:
         mem_mb=_atom("mem_mb", 1000), runtime=_atom("runtime_prepare", 60), cpus_per_task=ATOM_THREADS,
@@ -78,7 +79,7 @@ rule ref_prepare:
         "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference prepare "
         "--n-atoms {params.n_atoms} --replica {wildcards.r} --seed {params.seed} "
         "--t-equil {params.t_equil} --temperature {params.temperature} --dt {params.dt} "
-        "--quench-ftol {params.quench_ftol} --out-state {output.state} --out-info {output.info} "
+        "--quench-ftol {params.quench_ftol} --n-trace {params.n_trace} --out-state {output.state} --out-info {output.info} "
         "--out-trace {output.trace} > {log} 2>&1"
 
 

@@ -40,6 +40,8 @@ def register(sub) -> None:
     q.add_argument("--temperature", type=float, default=0.351)
     q.add_argument("--dt", type=float, default=0.005)
     q.add_argument("--quench-ftol", type=float, default=1e-10, help="CG tolerance on the force 2-norm")
+    q.add_argument("--n-trace", type=int, default=100,
+                   help="samples of the liquid's energy and F_s(q, t) trace (spacing t_equil / n_trace)")
     q.add_argument("--out-state", required=True, help="npz of the quenched glass")
     q.add_argument("--out-info", required=True, help="json: diagnostics, moduli, seeds")
     q.add_argument("--out-trace", required=True, help="parquet: energy and F_s(q,t) trace of the liquid")
@@ -129,7 +131,7 @@ def cmd_prepare(args) -> int:
 
     seed = glass.sample_seed(args.seed, args.replica)
     g, info = glass.prepare_glass(args.n_atoms, seed, args.t_equil, temperature=args.temperature, dt=args.dt,
-                                  quench_ftol=args.quench_ftol)
+                                  quench_ftol=args.quench_ftol, n_trace=args.n_trace)
     version = lammps_version()  # collective under MPI: every rank creates the instance
     if not is_root():
         return 0
