@@ -102,6 +102,8 @@ PROBE = TableSchema(
         Column("sigma_vm", "float", doc="von Mises stress of the initial patch stress"),
         Column("n", "int", required=False, doc="EPM patch size n (elements per side)"),
         Column("gamma_c", "float", required=False, doc="local strain at the onset"),
+        Column("gamma_ext", "float", required=False,
+               doc="external strain of the probed state (0 for the quench state)"),
         Column("sxx_i", "float", required=False), Column("syy_i", "float", required=False),
         Column("sxy_i", "float", required=False), Column("sxx_c", "float", required=False),
         Column("syy_c", "float", required=False), Column("sxy_c", "float", required=False),
@@ -251,9 +253,11 @@ def write_table(df: pd.DataFrame, path: str | Path, metadata: dict | None = None
     table = pa.Table.from_pandas(df, preserve_index=False)
     existing = table.schema.metadata or {}
     table = table.replace_schema_metadata({**existing, META_KEY: json.dumps(meta, default=_json_default).encode()})
+    from .atomicio import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

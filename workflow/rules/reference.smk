@@ -83,13 +83,35 @@ rule ref_prepare:
         "--out-trace {output.trace} > {log} 2>&1"
 
 
+# the stationary states that are kept and probed: gamma_ext = stationary_gammas (default: gamma_max only)
+STAT_GAMMAS = [float(g) for g in _atom("stationary_gammas", [ATOM["gamma_max"]])]
+for _g in STAT_GAMMAS:
+    if not 0 < _g <= ATOM["gamma_max"]:
+        raise ValueError(f"reference.atomistic.stationary_gammas: {_g} is outside (0, gamma_max = {ATOM['gamma_max']}]")
+STATES = ["quench"] + [f"stationary_g{g:g}" for g in STAT_GAMMAS]
+G_FINAL = f"{float(ATOM['gamma_max']):g}"
+# orientations: alpha at every R, alpha_by_R replaces them at single radii (e.g. every 15 deg at R = 30)
+ALPHA_BY_R = " ".join(f"--alpha-by-R {float(d['R']):g}:{','.join(f'{float(a):g}' for a in d['alpha'])}"
+                      for d in _atom("alpha_by_R", []))
+for _d in _atom("alpha_by_R", []):
+    if float(_d["R"]) not in [float(r) for r in ATOM["R"]]:
+        raise ValueError(f"reference.atomistic.alpha_by_R: R = {_d['R']} is not one of R = {ATOM['R']}")
+
+
+def _snapshot_args(w):
+    return " ".join(f"--snapshot {g:g} {ATOM_OUT}/aqs/stationary_{w.r}_g{g:g}.npz"
+                    for g in STAT_GAMMAS if f"{g:g}" != G_FINAL)
+
+
 rule ref_shear:
     input:
         state=rules.ref_prepare.output.state,
     output:
         steps=f"{ATOM_OUT}/aqs/steps_{{r}}.parquet",
-        state=f"{ATOM_OUT}/aqs/stationary_{{r}}.npz",
+        state=f"{ATOM_OUT}/aqs/stationary_{{r}}_g{G_FINAL}.npz",
+        snapshots=[f"{ATOM_OUT}/aqs/stationary_{{r}}_g{g:g}.npz" for g in STAT_GAMMAS if f"{g:g}" != G_FINAL],
     params:
+        snapshots=_snapshot_args,
         gamma_max=ATOM["gamma_max"], dgamma=_atom("dgamma", 1e-4), ftol=_atom("aqs_ftol", 5e-4),
         every=_atom("checkpoint_every", 500),
         checkpoint=f"{ATOM_OUT}/checkpoints/aqs_{{r}}.npz", solver=_atom("aqs_solver", "cg"),
@@ -105,14 +127,14 @@ rule ref_shear:
         "{params.launch}epcal reference shear "
         "--state {input.state} --replica {wildcards.r} "
         "--gamma-max {params.gamma_max} --dgamma {params.dgamma} --ftol {params.ftol} --solver {params.solver} "
-        "--checkpoint {params.checkpoint} --checkpoint-every {params.every} "
+        "--checkpoint {params.checkpoint} --checkpoint-every {params.every} {params.snapshots} "
         "--out-steps {output.steps} --out-state {output.state} > {log} 2>&1"
 
 
 def _probe_state(w):
     if w.state == "quench":
         return rules.ref_prepare.output.state.format(r=w.r)
-    return rules.ref_shear.output.state.format(r=w.r)
+    return f"{ATOM_OUT}/aqs/{w.state.replace('stationary_', f'stationary_{w.r}_')}.npz"
 
 
 rule ref_probe:
@@ -121,10 +143,11 @@ rule ref_probe:
     output:
         probe=f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}_{{chunk}}.parquet",
     wildcard_constraints:
-        state="quench|stationary",
+        state=r"quench|stationary_g[0-9.]+",
         chunk=r"[0-9]+",
     params:
-        R=" ".join(map(str, ATOM["R"])), alpha=" ".join(map(str, ATOM["alpha"])),
+        R=" ".join(map(str, ATOM["R"])), alpha=" ".join(map(str, ATOM["alpha"])), alpha_by_R=ALPHA_BY_R,
+        state_name=lambda w: "quench" if w.state == "quench" else "stationary",
         grid=ATOM["grid_spacing"], coarse=_atom("probe_coarse", 20), ftol=_atom("probe_ftol", 1e-8),
         gamma_max=_atom("probe_gamma_max", 0.5),
         checkpoint=f"{ATOM_OUT}/checkpoints/probe_{{state}}_{{r}}_{{chunk}}.parquet",
@@ -137,8 +160,8 @@ rule ref_probe:
     benchmark: f"{ATOM_OUT}/benchmarks/probe_{{state}}_{{r}}_{{chunk}}.tsv"
     shell:
         "OMP_NUM_THREADS={params.omp} EPCAL_LAMMPS_THREADS={params.omp} {params.launch}epcal reference probe "
-        "--state {input.state} --state-name {wildcards.state} --replica {wildcards.r} "
-        "--R {params.R} --alpha {params.alpha} --grid {params.grid} --coarse {params.coarse} "
+        "--state {input.state} --state-name {params.state_name} --replica {wildcards.r} "
+        "--R {params.R} --alpha {params.alpha} {params.alpha_by_R} --grid {params.grid} --coarse {params.coarse} "
         "--ftol {params.ftol} --gamma-max {params.gamma_max} --chunk {wildcards.chunk} "
         "--n-chunks {params.n_chunks} --checkpoint {params.checkpoint} "
         "--out {output.probe} > {log} 2>&1"
@@ -174,7 +197,7 @@ rule ref_tables:
         bauschinger=expand(f"{ATOM_OUT}/bauschinger/bauschinger_{{r}}.parquet", r=ATOM_REPLICAS)
         if BAUSCHINGER_STRAIN > 0 else [],
         probes=expand(f"{ATOM_OUT}/probe/probe_{{state}}_{{r}}_{{chunk}}.parquet",
-                      state=["quench", "stationary"], r=ATOM_REPLICAS, chunk=ATOM_CHUNKS),
+                      state=STATES, r=ATOM_REPLICAS, chunk=ATOM_CHUNKS),
         infos=expand(f"{ATOM_OUT}/glass/glass_{{r}}.json", r=ATOM_REPLICAS),
     output:
         macro=f"{ATOM_OUT}/tables/macro.parquet",
@@ -187,7 +210,7 @@ rule ref_tables:
         outdir=f"{ATOM_OUT}/tables",
         bench=lambda w: " ".join(
             [f"{ATOM_OUT}/benchmarks/{k}_{r}.tsv" for k in ("prepare", "shear") for r in ATOM_REPLICAS]
-            + [f"{ATOM_OUT}/benchmarks/probe_{s}_{r}_{c}.tsv" for s in ("quench", "stationary")
+            + [f"{ATOM_OUT}/benchmarks/probe_{s}_{r}_{c}.tsv" for s in STATES
                for r in ATOM_REPLICAS for c in ATOM_CHUNKS]),
         # a constant (a params change reruns the rule): the config itself is recorded in full
         command=shlex.quote("snakemake (workflow/rules/reference.smk, standalone with -s or included by "

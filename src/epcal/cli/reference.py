@@ -61,6 +61,10 @@ def register(sub) -> None:
     q.add_argument("--checkpoint-every", type=int, default=500)
     q.add_argument("--out-steps", required=True, help="parquet, one row per AQS step")
     q.add_argument("--out-state", required=True, help="npz of the final (stationary) state")
+    q.add_argument("--snapshot", nargs=2, action="append", default=[], metavar=("GAMMA", "PATH"),
+                   help="also save the state at external strain GAMMA (< gamma-max, a multiple of dgamma) "
+                        "as PATH; repeatable.  Kept next to the checkpoint until the run ends, so a resumed "
+                        "run still delivers it")
     q.set_defaults(func=cmd_shear)
 
     q = vs.add_parser("probe", help="local yield stress tests on one state (resumable)")
@@ -69,6 +73,8 @@ def register(sub) -> None:
     q.add_argument("--replica", type=int, required=True)
     q.add_argument("--R", type=float, nargs="+", required=True)
     q.add_argument("--alpha", type=float, nargs="+", required=True, help="orientations in degrees")
+    q.add_argument("--alpha-by-R", action="append", default=[], metavar="R:A1,A2,...",
+                   help="other orientations at one of the radii (e.g. 30:0,15,30,...,165); repeatable")
     q.add_argument("--grid", type=float, required=True, help="grid spacing of patch centres")
     q.add_argument("--coarse", type=int, default=20, help="coarse step in units of dgamma")
     q.add_argument("--ftol", type=float, default=1e-8)
@@ -102,6 +108,25 @@ def register(sub) -> None:
     q.add_argument("--wall-times", nargs="*", default=[], help="snakemake benchmark files (provenance)")
     q.add_argument("--out", required=True, help="reference directory")
     q.set_defaults(func=cmd_tables)
+
+    q = vs.add_parser("collect", help="copy a campaign's finished per-sample pieces and in-progress checkpoints "
+                      "into SAMPLES/<replica>/ (to commit them)")
+    q.add_argument("outdir", help="the campaign's reference.atomistic.outdir")
+    q.add_argument("samples", help="per-sample directory, e.g. resources/reference-paper/samples")
+    q.add_argument("--replicas", type=int, nargs="*", default=None)
+    q.set_defaults(func=cmd_collect)
+
+    q = vs.add_parser("restore", help="copy SAMPLES/<replica>/ back into a campaign outdir (resume on a new machine)")
+    q.add_argument("samples")
+    q.add_argument("outdir")
+    q.add_argument("--replicas", type=int, nargs="*", default=None)
+    q.set_defaults(func=cmd_restore)
+
+    q = vs.add_parser("assemble", help="the reference tables from the complete samples under SAMPLES")
+    q.add_argument("samples")
+    q.add_argument("--config", required=True, help="the campaign config (reference.atomistic: states, provenance)")
+    q.add_argument("--out", required=True, help="reference directory")
+    q.set_defaults(func=cmd_assemble)
 
 
 # ------------------------------------------------------------------------------------------
@@ -168,27 +193,52 @@ def cmd_shear(args) -> int:
     from epcal.reference.engine import State, is_root, world_size
     from epcal.schema import write_table
 
+    import shutil
+
     n_steps = int(round(args.gamma_max / args.dgamma))
     ck = Path(args.checkpoint)
+    snaps = {}  # step -> (side file next to the checkpoint, output path)
+    for g, path in args.snapshot:
+        k = _strain_step(g, args.dgamma, "--snapshot")
+        if not 0 < k < n_steps:
+            raise ValueError(f"--snapshot {g}: must lie strictly between 0 and --gamma-max {args.gamma_max}")
+        snaps[k] = (ck.with_name(f"{ck.stem}.step{k}.npz"), Path(path))
     if ck.exists():
         st, start, rows, u_prev = aqs.resume(ck)
         if is_root():
             print(f"resuming from step {start} ({ck})")
     else:
         st, start, rows, u_prev = State.load(args.state), 0, [], None
+    missing = [str(side) for k, (side, _) in snaps.items() if k <= start and not side.exists()]
+    if missing:
+        raise ValueError(f"{ck}: resumed at step {start}, but the snapshot(s) {', '.join(missing)} taken before it "
+                         "are missing; delete the checkpoint to rerun from the start")
     t0 = time.perf_counter()
     df, final = aqs.run_aqs(st, n_steps, dgamma=args.dgamma, ftol=args.ftol, replica=args.replica,
                             start_step=start, checkpoint=ck, checkpoint_every=args.checkpoint_every,
+                            snapshots={k: side for k, (side, _) in snaps.items() if k > start},
                             rows=rows, u_prev=u_prev, log=sys.stdout, solver=args.solver)
     wall = time.perf_counter() - t0
     if not is_root():
         return 0
+    for side, out in snaps.values():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(side, out)
     final.save(args.out_state, step=n_steps, gamma=n_steps * args.dgamma)
     write_table(df, args.out_steps, _meta(args, wall_seconds=wall, mpi_ranks=world_size()))
     done = df.iloc[start + 1:] if len(df) > start + 1 else df
     print(f"AQS replica {args.replica}: {n_steps} steps, {1e3 * done['seconds'].mean():.1f} ms/step, "
           f"{done['iterations'].mean():.1f} CG iterations/step")
     return 0
+
+
+def _strain_step(gamma, dgamma: float, option: str) -> int:
+    """The AQS step of external strain ``gamma`` (a multiple of ``dgamma``, else an error naming ``option``)."""
+    g = float(gamma)
+    k = int(round(g / dgamma))
+    if abs(k * dgamma - g) > 1e-9 * max(1.0, abs(g)):
+        raise ValueError(f"{option} {gamma}: not a multiple of the strain step {dgamma}")
+    return k
 
 
 def cmd_bauschinger(args) -> int:
@@ -218,7 +268,9 @@ def cmd_probe(args) -> int:
 
     root = is_root()  # under MPI only rank 0 writes (checkpoints, output, log)
 
+    alphas = _alpha_by_R(args.R, args.alpha, args.alpha_by_R)
     st = State.load(args.state)
+    gamma_ext = float(st.meta.get("gamma", 0.0)) if args.state_name == "stationary" else 0.0
     ck = Path(args.checkpoint)
     ck_done = ck.with_name(ck.name + ".done.json")
     ck_rows: list[dict] = []
@@ -245,7 +297,7 @@ def cmd_probe(args) -> int:
     t0 = time.perf_counter()
     k_max = int(round(args.gamma_max / 1e-4))
     n_patch = 0
-    for key, new in lys.probe_state(st, args.state_name, args.replica, args.R, args.alpha, args.grid,
+    for key, new in lys.probe_state(st, args.state_name, args.replica, args.R, alphas, args.grid,
                                     coarse=args.coarse, ftol=args.ftol, k_max=k_max, done=done,
                                     on_patch=on_patch, log=sys.stdout if root else None, chunk=args.chunk,
                                     solver=args.solver, n_chunks=args.n_chunks):
@@ -255,6 +307,7 @@ def cmd_probe(args) -> int:
     df = pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"])
     df = df.drop_duplicates(subset=["patch", "R", "alpha"], keep="last").drop(columns="patch")
     df = df.astype({"replica": "int64", "state": str}).reset_index(drop=True)
+    df["gamma_ext"] = gamma_ext
     if not root:
         return 0
     write_table(df, args.out, _meta(args, wall_seconds=time.perf_counter() - t0, mpi_ranks=world_size()), PROBE)
@@ -262,87 +315,89 @@ def cmd_probe(args) -> int:
     return 0
 
 
-def cmd_tables(args) -> int:
-    import numpy as np
-    import pandas as pd
-    import yaml
+def _alpha_by_R(R_values, alpha, specs) -> dict:
+    """{R: orientations}: ``alpha`` at every R, replaced at single radii by ``--alpha-by-R R:A1,A2,...``."""
+    out = {float(R): [float(a) for a in alpha] for R in R_values}
+    for spec in specs:
+        try:
+            r, vals = spec.split(":", 1)
+            r, vals = float(r), [float(a) for a in vals.split(",") if a.strip()]
+        except ValueError:
+            raise ValueError(f"--alpha-by-R {spec!r}: expected R:A1,A2,... (numbers)") from None
+        if r not in out:
+            raise ValueError(f"--alpha-by-R {spec!r}: R = {r:g} is not one of --R {' '.join(f'{x:g}' for x in out)}")
+        if not vals:
+            raise ValueError(f"--alpha-by-R {spec!r}: no orientations given")
+        out[r] = vals
+    return out
 
-    from epcal import code_version
-    from epcal.reference.tables import macro_from_steps, validate_reference_dir
-    from epcal.schema import MACRO, PROBE, write_table
+
+def cmd_tables(args) -> int:
+    import pandas as pd
+
+    from epcal.reference.assemble import write_reference_dir
 
     cfg = json.loads(args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text())
-    steps = pd.concat([pd.read_parquet(p) for p in args.steps], ignore_index=True).sort_values(["replica", "step"])
+    steps = pd.concat([pd.read_parquet(p) for p in args.steps], ignore_index=True)
     probes = pd.concat([pd.read_parquet(p) for p in args.probes], ignore_index=True)
-    probes = probes.sort_values(["state", "replica", "R", "alpha", "y", "x"]).reset_index(drop=True)
     infos = [json.loads(Path(p).read_text()) for p in args.infos]
-    infos.sort(key=lambda d: d["replica"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"code_version": code_version(), "config": cfg, "d_threshold": args.d_threshold}
-    macro = macro_from_steps(steps, args.d_threshold)
-    write_table(macro, out / "macro.parquet", meta, MACRO)
-    write_table(steps.reset_index(drop=True), out / "macro_steps.parquet", meta)
-    write_table(probes, out / "probe.parquet", meta, PROBE)
     # equilibration traces of the liquids (energy plateau, F_s decorrelation), when next to the infos
     traces = []
     for p, d in zip(args.infos, infos):
         tp = Path(p).with_name(f"equilibration_{d['replica']}.parquet")
         if tp.exists():
             traces.append(pd.read_parquet(tp).assign(replica=int(d["replica"])))
-    if traces:
-        write_table(pd.concat(traces, ignore_index=True), out / "equilibration.parquet", meta)
-    if args.bauschinger:  # the reload test of Fig. 5d (optional table)
-        from epcal.schema import BAUSCHINGER
-
-        bau = pd.concat([pd.read_parquet(p) for p in args.bauschinger], ignore_index=True)
-        write_table(bau.sort_values(["replica", "branch", "gamma_load"]).reset_index(drop=True),
-                    out / "bauschinger.parquet", meta, BAUSCHINGER)
-    G = [d["moduli"]["G"] for d in infos]
-    B = [d["moduli"]["B"] for d in infos]
+    bau = pd.concat([pd.read_parquet(p) for p in args.bauschinger], ignore_index=True) if args.bauschinger else None
     wall = {}
     for p in args.wall_times:
         try:
-            w = pd.read_csv(p, sep="\t")
-            wall[Path(p).name] = float(w["s"].iloc[0])
-        except Exception:
-            pass
-    n_atoms = int(infos[0]["n_atoms"])
-    ref = {
-        "description": cfg.get("description", "atomistic reference made by epcal (LAMMPS)"),
-        "domain_length": float(infos[0]["box"][0]),
-        "n_atoms": n_atoms,
-        "n_samples": len(infos),
-        "shear_modulus": float(np.mean(G)),
-        "bulk_modulus": float(np.mean(B)),
-        "shear_modulus_per_sample": [float(g) for g in G],
-        "bulk_modulus_per_sample": [float(b) for b in B],
-        "delta_gamma": float(cfg.get("dgamma", 1e-4)),
-        "gamma_max": float(steps["gamma_ext"].max()),
-        "R_values": sorted(float(r) for r in probes["R"].unique()),
-        "alpha_values": sorted(float(a) for a in probes["alpha"].unique()),
-        "grid_spacing": float(cfg.get("grid_spacing", 0)),
-        "drop_detection": {"rule": "sxy_k < sxy_{k-1} and max non-affine displacement of step k > d_threshold",
-                           "d_threshold": args.d_threshold},
-        "n_avalanches": int(macro["avalanche"].sum()),
-        "n_probe_tests": int(len(probes)),
-        "equilibration": [{"replica": d["replica"], **{k: d["equilibration"][k] for k in
-                           ("energy_plateau", "tau_alpha", "window", "window_over_tau_alpha", "pe_q3", "pe_q4")}}
-                          for d in infos],
-        "provenance": {
-            "code_version": code_version(),
-            "lammps_version": infos[0].get("lammps_version"),
-            "config": cfg,
-            "seeds": {int(d["replica"]): int(d["seed"]) for d in infos},
-            "command": args.command,
-            "wall_seconds": wall,
-            "wall_seconds_total": float(sum(wall.values())),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": sys.version.split()[0],
-        },
-    }
-    (out / "reference.yaml").write_text(yaml.safe_dump(ref, sort_keys=False))
-    validate_reference_dir(out)
-    print(f"reference written to {out}: {len(macro)} macro records ({ref['n_avalanches']} avalanches), "
-          f"{len(probes)} probe tests, G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
+            wall[Path(p).name] = float(pd.read_csv(p, sep="\t")["s"].iloc[0])
+        except (OSError, KeyError, ValueError, IndexError, pd.errors.ParserError):
+            continue  # the benchmark file of an interrupted job: no wall time recorded
+    ref = write_reference_dir(args.out, steps, probes, infos, cfg, args.d_threshold, traces=traces,
+                              bauschinger=bau, command=args.command, wall=wall)
+    print(f"reference written to {args.out}: {ref['n_avalanches']} avalanches, "
+          f"{ref['n_probe_tests']} probe tests, G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
+    return 0
+
+
+def _campaign_cfg(path) -> tuple[dict, list[str]]:
+    """(reference.atomistic config, probed-state names) of a campaign config file."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(Path(path).read_text())["reference"]["atomistic"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: expected a config file with reference.atomistic ({exc})") from None
+    gammas = cfg.get("stationary_gammas", [cfg["gamma_max"]])
+    return cfg, ["quench"] + [f"stationary_g{float(g):g}" for g in gammas]
+
+
+def cmd_collect(args) -> int:
+    from epcal.reference.campaign import collect
+
+    changed = collect(args.outdir, args.samples, args.replicas)
+    print(f"{len(changed)} file(s) updated under {args.samples}")
+    for p in changed:
+        print(f"  {p}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from epcal.reference.campaign import restore
+
+    written = restore(args.samples, args.outdir, args.replicas)
+    print(f"{len(written)} file(s) restored into {args.outdir}")
+    return 0
+
+
+def cmd_assemble(args) -> int:
+    from epcal.reference.assemble import assemble_samples
+
+    cfg, states = _campaign_cfg(args.config)
+    ref = assemble_samples(args.samples, cfg, args.out, states,
+                           command=f"epcal reference assemble {args.samples} --config {args.config} --out {args.out}")
+    print(f"reference written to {args.out}: {ref['n_samples']} samples ({', '.join(map(str, ref['provenance']['seeds']))}), "
+          f"{ref['n_avalanches']} avalanches, {ref['n_probe_tests']} probe tests, "
+          f"G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
     return 0

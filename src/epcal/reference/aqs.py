@@ -388,6 +388,17 @@ class AQS:
         self._u_prev = None
         self._u_prev2 = None
 
+    def reset_solver(self):
+        """Forget the stored factorization and pair list (rebuilt at the next step).
+
+        Called at every checkpoint, so that the run after a checkpoint does exactly what a run
+        resumed from it does: a resumed run is the same run, step for step.
+        """
+        self._lu = None
+        self._pairs = None
+        self._refactor = False
+        self._excess = 0
+
 
 def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6, replica: int = 0,
             start_step: int = 0, extrapolate: bool = True, checkpoint: str | Path | None = None,
@@ -406,14 +417,17 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
     log = log if root else None
     rows = list(rows or [])
     snapshots = dict(snapshots or {})
-    with Lammps(state) as lmp:
+    lmp = Lammps(state)
+    try:
         if not rows:
             ev = lmp.evaluate()
             rows.append({"replica": replica, "step": start_step, "gamma_ext": start_step * dgamma,
                          "sxx": ev["sxx"], "syy": ev["syy"], "sxy": ev["sxy"], "pe": ev["pe"],
                          "fnorm": ev["fnorm"], "iterations": 0, "d_max": 0.0, "d_rms": 0.0, "seconds": 0.0})
         aqs = AQS(lmp, dgamma=dgamma, ftol=ftol, extrapolate=extrapolate, solver=solver)
+        u_prev, u_prev2 = (None, None) if u_prev is None else u_prev
         aqs._u_prev = None if u_prev is None or len(u_prev) != state.n else np.asarray(u_prev, float)
+        aqs._u_prev2 = None if u_prev2 is None or len(u_prev2) != state.n else np.asarray(u_prev2, float)
         t_last = time.perf_counter()
         for k in range(start_step + 1, n_steps + 1):
             r = aqs.step()
@@ -426,33 +440,42 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
             if checkpoint is not None and (k % checkpoint_every == 0 or k == n_steps):
                 st = lmp.state()
                 if root:
-                    save_checkpoint(checkpoint, st, k, rows, aqs._u_prev)
+                    save_checkpoint(checkpoint, st, k, rows, (aqs._u_prev, aqs._u_prev2))
+                if k < n_steps:
+                    # go on exactly as a run resumed from this checkpoint: a new LAMMPS instance made
+                    # from the saved state, the solver without its stored factorization and pair list
+                    lmp.close()
+                    lmp = Lammps(st)
+                    aqs.lmp = lmp
+                    aqs.reset_solver()
             if log is not None and time.perf_counter() - t_last > 30:
                 t_last = time.perf_counter()
                 print(f"step {k}/{n_steps} gamma={k * dgamma:.4f} sxy={r['sxy']:.4f} "
                       f"it={r['iterations']} {r['seconds'] * 1e3:.1f} ms", file=log, flush=True)
         final = lmp.state()
+    finally:
+        lmp.close()
     df = pd.DataFrame(rows, columns=list(STEP_COLUMNS))
     return df, final
 
 
-def save_checkpoint(path, state: State, step: int, rows: list, u_prev: np.ndarray | None = None):
-    """State, rows so far and the first guess of the next step (so that a resumed run is the same run)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+def save_checkpoint(path, state: State, step: int, rows: list, u_prev=(None, None)):
+    """State, rows so far and the non-affine displacements (u_n, u_{n-1}) that make the next
+    step's first guess (so that a resumed run is the same run)."""
     df = pd.DataFrame(rows, columns=list(STEP_COLUMNS))
-    state.save(tmp, step=step, u_prev=np.zeros((0, 2)) if u_prev is None else u_prev,
+    empty = np.zeros((0, 2))
+    u1, u2 = u_prev
+    # State.save is atomic: an interrupted write never corrupts the last checkpoint
+    state.save(path, step=step, u_prev=empty if u1 is None else u1, u_prev2=empty if u2 is None else u2,
                **{f"row_{c}": df[c].to_numpy() for c in STEP_COLUMNS})
-    tmp.replace(path)  # atomic: an interrupted write never corrupts the last checkpoint
 
 
-def resume(path) -> tuple[State, int, list, np.ndarray | None]:
-    """(state, step, rows, u_prev) of a checkpoint written by :func:`save_checkpoint`."""
+def resume(path) -> tuple[State, int, list, tuple]:
+    """(state, step, rows, (u_n, u_{n-1})) of a checkpoint written by :func:`save_checkpoint`."""
     st = State.load(path)
     step = int(st.meta["step"])
     cols = {c: st.meta[f"row_{c}"] for c in STEP_COLUMNS}
     rows = pd.DataFrame(cols).to_dict("records")
-    u_prev = st.meta.get("u_prev")
+    us = tuple(u if u is not None and len(u) else None for u in (st.meta.get("u_prev"), st.meta.get("u_prev2")))
     st.meta = {}
-    return st, step, rows, (u_prev if u_prev is not None and len(u_prev) else None)
+    return st, step, rows, us

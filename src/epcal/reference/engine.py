@@ -131,7 +131,10 @@ class State:
         return len(self.types)
 
     def save(self, path, **extra):
-        np.savez(path, pos=self.pos, types=self.types, box=np.array([self.lx, self.ly, self.xy]),
+        """npz of positions, types, box and ``extra`` arrays, written atomically."""
+        from epcal.atomicio import save_npz
+
+        save_npz(path, pos=self.pos, types=self.types, box=np.array([self.lx, self.ly, self.xy]),
                  **{k: np.asarray(v) for k, v in extra.items()})
 
     @classmethod

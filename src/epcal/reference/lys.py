@@ -360,6 +360,9 @@ def probe_state(state: State, state_name: str, replica: int, R_values, alphas, g
                 on_patch=None, log=None, chunk: int = 0, n_chunks: int = 1, solver: str = "newton"):
     """Local shear tests on the grid of ``state``; yields (key, rows) per (centre, R) patch.
 
+    ``alphas``: the orientations (degrees) of every R, or a dict {R: orientations} (e.g. the
+    paper's full orientation scan only at R = 30).
+
     ``chunk``/``n_chunks``: only the centres ic with ic % n_chunks == chunk (one job per chunk).
     ``done``: keys (ic, R) already computed (resume); ``on_patch(key, rows)`` is
     called after each patch (checkpointing).  Tests without an instability up
@@ -378,7 +381,7 @@ def probe_state(state: State, state_name: str, replica: int, R_values, alphas, g
                 continue
             rows = []
             with Patch(state, c, R, ftol=ftol, solver=solver) as p:
-                for a in alphas:
+                for a in (alphas[R] if isinstance(alphas, dict) else alphas):
                     res = p.probe(float(a), coarse=coarse, k_max=k_max)
                     if res is None:
                         if log is not None:

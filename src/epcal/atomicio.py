@@ -1,0 +1,64 @@
+"""Atomic file writes: every table, array and figure epcal writes goes through :func:`atomic_path`.
+
+The content is written to a temporary file in the target's directory and renamed onto the
+target only when the write has finished, so a reader (or a job killed mid-write) never sees a
+half-written file under the real name.  A full disk is reported in one line, naming the file,
+and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+
+class DiskFullError(OSError):
+    """No space left on the device while writing a file (nothing was left behind)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds.
+
+    ``suffix`` (default: the target's own suffix) is the temporary name's ending, for writers
+    that append one (``np.savez`` adds ``.npz`` to any other name).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (path.suffix if suffix is None else suffix),
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(errno.ENOSPC, f"{path}: no space left on the device; nothing was written") from None
+        raise
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez(path, **arrays)`` atomically (the target keeps its exact name)."""
+    import numpy as np
+
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    return Path(path)

@@ -1,0 +1,147 @@
+"""The reference campaign across sessions: per-sample pieces collected, restored, assembled.
+
+* a sample killed mid-AQS resumes from its collected (committed) checkpoint, restored into an
+  empty working directory, to the same per-step series as an uninterrupted run;
+* the rules make a two-sample campaign (three probed states per sample, one radius with more
+  orientations), :func:`collect` copies its pieces, ``epcal reference assemble`` makes the
+  reference directory from them, which passes ``epcal reference check`` and holds exactly the
+  pieces' rows (schema round trip);
+* the shipped paper-geometry reference follows the schema.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from epcal.reference.engine import lammps_available
+
+ROOT = Path(__file__).resolve().parents[1]
+EPCAL = str(Path(sys.executable).parent / "epcal")
+SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+needs_lammps = pytest.mark.skipif(not lammps_available() and os.environ.get("CI") != "true",
+                                  reason="LAMMPS python module not importable")
+
+
+@pytest.fixture(scope="module")
+def glass(tmp_path_factory):
+    d = tmp_path_factory.mktemp("glass")
+    subprocess.run([EPCAL, "reference", "prepare", "--n-atoms", "400", "--replica", "0", "--seed", "11",
+                    "--t-equil", "5", "--out-state", str(d / "glass_0.npz"), "--out-info", str(d / "glass_0.json"),
+                    "--out-trace", str(d / "equilibration_0.parquet")], check=True, capture_output=True)
+    return d / "glass_0.npz"
+
+
+def _shear(glass, out, extra=()):
+    return [EPCAL, "reference", "shear", "--state", str(glass), "--replica", "0", "--gamma-max", "0.008",
+            "--solver", "newton", "--ftol", "1e-3", "--checkpoint", str(out / "checkpoints/aqs_0.npz"),
+            "--checkpoint-every", "10", "--snapshot", "0.002", str(out / "aqs/stationary_0_g0.002.npz"),
+            "--out-steps", str(out / "aqs/steps_0.parquet"), "--out-state", str(out / "aqs/stationary_0_g0.008.npz"),
+            *extra]
+
+
+@pytest.mark.lammps
+@needs_lammps
+def test_killed_aqs_resumes_from_committed_checkpoint(glass, tmp_path):
+    from epcal.reference.campaign import collect, restore
+
+    full = tmp_path / "full"
+    subprocess.run(_shear(glass, full), check=True, capture_output=True)
+    ref = pd.read_parquet(full / "aqs/steps_0.parquet")
+
+    # the same run, killed (SIGKILL) once its checkpoint has passed the snapshot at step 20
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_shear(glass, run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = run / "checkpoints/aqs_0.npz"
+    t0 = time.time()
+    while time.time() - t0 < 300:
+        if ck.exists() and int(np.load(ck)["step"]) >= 30:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step_killed = int(np.load(ck)["step"])
+    assert 30 <= step_killed < 80 and not (run / "aqs/steps_0.parquet").exists()
+
+    samples = tmp_path / "samples"  # what is committed
+    collect(run, samples)
+    assert (samples / "0/checkpoints/aqs_0.npz").exists()
+    assert (samples / "0/checkpoints/aqs_0.step20.npz").exists()
+    fresh = tmp_path / "fresh"  # a new machine: only the committed pieces
+    restore(samples, fresh)
+    subprocess.run(_shear(glass, fresh), check=True, capture_output=True)
+    got = pd.read_parquet(fresh / "aqs/steps_0.parquet")
+    cols = [c for c in ref.columns if c != "seconds"]
+    assert list(got["step"]) == list(range(81))
+    pd.testing.assert_frame_equal(got[cols], ref[cols], check_exact=True)
+    for name in ("stationary_0_g0.002.npz", "stationary_0_g0.008.npz"):
+        a, b = np.load(full / "aqs" / name), np.load(fresh / "aqs" / name)
+        assert np.array_equal(a["pos"], b["pos"]) and float(a["gamma"]) == float(b["gamma"])
+    # once the piece is finished and collected, its checkpoints leave the sample directory
+    collect(fresh, samples)
+    assert not list((samples / "0/checkpoints").glob("aqs_*"))
+    assert (samples / "0/aqs/steps_0.parquet").exists()
+
+
+@pytest.mark.lammps
+@needs_lammps
+def test_campaign_rules_collect_assemble_check(tmp_path):
+    conf = yaml.safe_load((ROOT / "config/atomistic_campaign.yaml").read_text())
+    a = conf["reference"]["atomistic"]
+    a.update(outdir="out", n_atoms=400, n_samples=2, t_equil=5.0, n_trace=20, gamma_max=0.004,
+             stationary_gammas=[0.002, 0.004], checkpoint_every=10, R=[4.0, 5.0], alpha=[0.0, 90.0],
+             alpha_by_R=[{"R": 5.0, "alpha": [0.0, 45.0, 90.0, 135.0]}], grid_spacing=20.0,
+             runtime_prepare=10, runtime_shear=10, runtime_probe=10, mem_mb=1000)
+    cfg = tmp_path / "campaign.yaml"
+    cfg.write_text(yaml.safe_dump(conf))
+    targets = [f"out/probe/probe_{s}_{r}_0.parquet" for r in (0, 1)
+               for s in ("quench", "stationary_g0.002", "stationary_g0.004")]
+    r = subprocess.run([SNAKEMAKE, "-s", str(ROOT / "workflow/rules/reference.smk"), "--configfile", str(cfg),
+                        "--directory", str(tmp_path), "--cores", "2", *targets], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    samples = tmp_path / "samples"
+    from epcal.reference.campaign import collect
+
+    collect(tmp_path / "out", samples)
+    assert sorted(p.name for p in samples.iterdir()) == ["0", "1"]
+    out = tmp_path / "ref"
+    r = subprocess.run([EPCAL, "reference", "assemble", str(samples), "--config", str(cfg), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([EPCAL, "reference", "check", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    probe = pd.read_parquet(out / "probe.parquet")
+    pieces = pd.concat([pd.read_parquet(p) for p in sorted(samples.glob("*/probe/*.parquet"))], ignore_index=True)
+    key = ["state", "replica", "gamma_ext", "R", "alpha", "x", "y"]
+    pd.testing.assert_frame_equal(probe.sort_values(key).reset_index(drop=True),
+                                  pieces[probe.columns].sort_values(key).reset_index(drop=True))
+    # three probed states per sample, told apart by gamma_ext; the orientations per R as configured
+    assert sorted(probe["gamma_ext"].unique()) == [0.0, 0.002, 0.004]
+    assert sorted(probe.loc[probe["R"] == 5.0, "alpha"].unique()) == [0.0, 45.0, 90.0, 135.0]
+    assert sorted(probe.loc[probe["R"] == 4.0, "alpha"].unique()) == [0.0, 90.0]
+    steps = pd.read_parquet(out / "macro_steps.parquet")
+    assert sorted(steps["replica"].unique()) == [0, 1] and len(steps) == 2 * 41
+    ref = yaml.safe_load((out / "reference.yaml").read_text())
+    prov = ref["provenance"]["samples"]
+    assert sorted(prov) == [0, 1]
+    for r_, d in prov.items():
+        info = json.loads((samples / str(r_) / "glass" / f"glass_{r_}.json").read_text())
+        assert d["seed"] == info["seed"] and d["aqs"]["solver"] == "newton" and d["lammps_version"]
+        assert d["wall_seconds"]["prepare_{}".format(r_)] > 0
+    props = ref["properties"]
+    assert props["shear_modulus"]["n"] == 2 and props["shear_modulus"]["se"] > 0
+    # a sample without every probed state is not complete: the reference grows by whole samples
+    for p in (samples / "1/probe").glob("probe_stationary_g0.004_*"):
+        p.unlink()
+    r = subprocess.run([EPCAL, "reference", "assemble", str(samples), "--config", str(cfg), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and yaml.safe_load((out / "reference.yaml").read_text())["n_samples"] == 1
