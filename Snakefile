@@ -29,6 +29,8 @@ if config["reference"]["source"] == "atomistic" and (BASE / "workflow/rules/refe
 
 check_reference_tables_now()
 
+include: "workflow/rules/lattice.smk"
+
 include: "workflow/rules/reference_data.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/optimum.smk"

@@ -146,8 +146,32 @@ def test_probe_leaves_state_untouched_and_is_deterministic(sheared):
     assert np.array_equal(before[0], st.sig) and np.array_equal(before[1], st.systems.tau_c)
 
 
-def test_patch_radius_rule():
-    # Table 1: n(R=30) at each l of the paper
-    for l, n in [(3.5, 15), (4.4, 12), (6.6, 8), (8.8, 6), (10.5, 5), (13.2, 4)]:
-        assert EPMParams.for_element_length(l, 2, 2, 2).patch_size(30.0) == n
-        assert patch_radius(n, l) == pytest.approx(l * n / np.sqrt(np.pi))
+#: Table 1 of the paper, typed in from the paper: (l, L_EP, N, n(R = 30))
+PAPER_TABLE1 = [(3.5, 29, 8, 15), (4.4, 23, 16, 12), (6.6, 15, 36, 8), (8.8, 11, 64, 6), (10.5, 9, 92, 5),
+                (13.2, 8, 144, 4)]
+
+
+@pytest.mark.parametrize("l, L_EP, N, n30", PAPER_TABLE1)
+def test_table1_reproduced_at_the_paper_domain(l, L_EP, N, n30):
+    from epcal.params import DOMAIN_LENGTH, RULE_TABLE1, lattice_rule
+
+    p = EPMParams.for_element_length(l, 2, 2, 2)
+    assert (p.L, p.N, p.patch_size(30.0)) == (L_EP, N, n30)
+    # the element side the lattice really has: the domain divided by L_EP
+    assert p.l == pytest.approx(DOMAIN_LENGTH / L_EP, rel=1e-15)
+    assert lattice_rule(l) == RULE_TABLE1
+    # R = l n / sqrt(pi) with that side
+    assert patch_radius(n30, p.l) == pytest.approx(DOMAIN_LENGTH / L_EP * n30 / np.sqrt(np.pi))
+
+
+def test_lattice_rule_off_the_paper_domain():
+    """Any other domain: L_EP = round(L / l), N = rho_s l^2 to a multiple of 4, n nearest R; stated."""
+    from epcal.params import RULE_OTHER, lattice_rule
+
+    p = EPMParams.for_element_length(6.6, 2, 2, 2, domain_length=39.5218)
+    assert (p.L, p.N) == (6, 36) and p.l == pytest.approx(39.5218 / 6)
+    assert p.patch_size(15.0) == round(15.0 * np.sqrt(np.pi) / p.l)
+    assert lattice_rule(6.6, 39.5218) == RULE_OTHER
+    # an l that is not in Table 1 on the paper's domain follows the rule too
+    q = EPMParams.for_element_length(5.0, 2, 2, 2)
+    assert (q.L, q.N) == (20, 20) and lattice_rule(5.0) == RULE_OTHER

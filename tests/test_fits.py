@@ -40,6 +40,9 @@ def test_interpolation():
         fits.interpolate_at(k, y, 1.75, 1.0, 2.5, "spline")
 
 
+fits_kinds = ("joint", "epm", "reference")
+
+
 def synthetic_losses(k0=2.1, lam0=2.0, chi0=2.2, noise=0.01, n_boot=30, seed=0):
     """Loss landscape with its minimum at (k0, lam(k0), chi(k0)); lam, chi linear in k."""
     rng = np.random.default_rng(seed)
@@ -49,10 +52,13 @@ def synthetic_losses(k0=2.1, lam0=2.0, chi0=2.2, noise=0.01, n_boot=30, seed=0):
         for dl in (-0.1, 0.0, 0.1):
             for dc in (-0.25, 0.0, 0.25):
                 base = 0.15 + 0.2 * (k - k0) ** 2 + 2.0 * dl ** 2 + 0.4 * dc ** 2
-                for b in range(-1, n_boot):
-                    e = 0.0 if b == -1 else rng.normal(0, noise)
+                for b in range(-1, 3 * n_boot):
+                    kind = "full" if b == -1 else fits_kinds[b // n_boot]
+                    # the joint rows carry both noises, the one-sided rows one of them each
+                    e = 0.0 if b == -1 else rng.normal(0, noise * (np.sqrt(2) if kind == "joint" else 1.0))
                     rows.append(dict(l=6.6, k=k, lam=round(lam_k + dl, 4), chi=round(chi_k + dc, 4), boot=b,
-                                     L_stat=base + e, L_macro=base + e, L_meso_plus=base, L_meso_minus=base))
+                                     resample=kind, L_stat=base + e, L_macro=base + e, L_meso_plus=base,
+                                     L_meso_minus=base))
     return pd.DataFrame(rows)
 
 
@@ -68,6 +74,24 @@ def test_fit_optimum_recovers_and_errors_shrink_with_noise():
     assert quiet["k_hat_err"] < opt["k_hat_err"]
     # the true value lies within a few error bars
     assert abs(opt["k_hat"] - 2.1) < 4 * opt["k_hat_err"] + 0.01
+    assert opt["k_hat_err_epm"] > 0 and opt["k_hat_err_ref"] > 0
+    assert opt["k_hat_status"] == "estimate" and opt["n_boot"] == 30
+
+
+def test_bound_status_of_the_fit():
+    """A vertex beyond the fitted window, or a concave fit, is a bound, never an estimate."""
+    k = np.round(np.arange(1.0, 3.0001, 0.25), 2)
+    assert fits.fit_parabola(k, (k - 2.0) ** 2, 0.75).status == "estimate"
+    lo = fits.fit_parabola(k, (k - 0.5) ** 2, 0.75)
+    assert lo.status == "at_lower_edge" and lo.k_hat == 1.0
+    hi = fits.fit_parabola(k, (k - 3.4) ** 2, None)
+    assert hi.status == "at_upper_edge" and hi.k_hat == 3.0
+    assert fits.fit_parabola(k, -(k - 2.0) ** 2).status == "not_convex"
+    # the optimum table carries it
+    df = synthetic_losses(k0=0.6, noise=0.001, n_boot=4)
+    opt = fits.fit_optimum(df, half_width=0.5).iloc[0]
+    assert opt["k_hat_status"] == "at_lower_edge" and opt["k_hat_bound_frac"] == 1.0
+    assert fits.fit_temperature(np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.2, 0.1]))["T_hat_status"] != "estimate"
 
 
 def test_fit_temperature():

@@ -70,11 +70,17 @@ def test_sigma_samples_follow_elastic_branches():
     np.testing.assert_allclose(q, np.round(q), atol=1e-6)
 
 
+def overlap(ep, ref, bins=None, max_n=2000):
+    """L[P] through the pipeline's one implementation (HistogramTarget on the reference's bins)."""
+    ref = np.asarray(ref, float)
+    return Lo.HistogramTarget(ref, bins or Lo.reference_bins(ref, max_n)).loss(ep)
+
+
 def test_identical_samples_zero_and_disjoint_one():
     x = np.random.default_rng(1).normal(size=5000)
-    assert Lo.overlap_loss(x, x) == 0.0
-    assert Lo.overlap_loss(x + 100.0, x) == pytest.approx(1.0)
-    assert Lo.overlap_loss(np.array([]), x) != Lo.overlap_loss(np.array([]), x)  # nan
+    assert overlap(x, x) == 0.0
+    assert overlap(x + 100.0, x) == pytest.approx(1.0)
+    assert overlap(np.array([]), x) != overlap(np.array([]), x)  # nan
 
 
 @pytest.mark.parametrize("dmu", [0.0, 0.5, 1.0, 2.0])
@@ -89,7 +95,7 @@ def test_two_gaussians_analytic_overlap(dmu):
     a = rng.normal(0.0, 1.0, 200_000)
     b = rng.normal(dmu, 1.0, 200_000)
     expected = 1.0 - 2.0 * norm.cdf(-abs(dmu) / 2.0)
-    assert Lo.overlap_loss(b, a, max_n=200_000) == pytest.approx(expected, abs=0.02)
+    assert overlap(b, a, max_n=200_000) == pytest.approx(expected, abs=0.02)
 
 
 @settings(max_examples=30, deadline=None)
@@ -98,13 +104,13 @@ def test_invariances(seed, scale, shift):
     rng = np.random.default_rng(seed)
     a = rng.gamma(2.0, 1.0, 800)
     b = rng.gamma(2.5, 1.1, 600)
-    L = Lo.overlap_loss(b, a)
+    L = overlap(b, a)
     assert 0.0 <= L <= 1.0
     # sample order does not matter
-    assert Lo.overlap_loss(rng.permutation(b), rng.permutation(a)) == pytest.approx(L, abs=1e-12)
+    assert overlap(rng.permutation(b), rng.permutation(a)) == pytest.approx(L, abs=1e-12)
     # the binning follows the reference: affine changes of units leave L unchanged
     # (up to values landing exactly on a bin edge)
-    assert Lo.overlap_loss(scale * b + shift, scale * a + shift) == pytest.approx(L, abs=0.01)
+    assert overlap(scale * b + shift, scale * a + shift) == pytest.approx(L, abs=0.01)
 
 
 def test_binning_stable_under_resampling():
@@ -113,8 +119,8 @@ def test_binning_stable_under_resampling():
     ref = rng.normal(0, 1, 50_000)
     ep = rng.normal(0.3, 1.1, 20_000)
     bins = Lo.reference_bins(ref)
-    base = Lo.overlap_loss(ep, ref, bins)
-    boots = [Lo.overlap_loss(rng.choice(ep, ep.size), ref, bins) for _ in range(20)]
+    base = overlap(ep, ref, bins)
+    boots = [overlap(rng.choice(ep, ep.size), ref, bins) for _ in range(20)]
     assert np.std(boots) < 0.02
     assert abs(np.mean(boots) - base) < 0.03
     # the bins from a resampled reference are nearly the same (FD width varies like the IQR)
@@ -140,7 +146,7 @@ def test_relative_loss_and_lstat():
 
 
 # ----------------------------------------------------------------- reference directories and evaluator
-def probe_table(n_rep=4, seed=0, shift=0.0, R=(25.0, 30.5, 40.0), states=("quench", "stationary")):
+def probe_table(n_rep=4, seed=0, shift=0.0, R=(25.0, 30.0, 40.0), states=("quench", "stationary")):
     rng = np.random.default_rng(seed)
     rows = []
     for s in states:
@@ -180,7 +186,8 @@ def test_evaluator_zero_on_itself_and_bootstrap(tmp_path):
     for c in ("L_sigma", "L_drop", "L_incr", "L_macro", "L_meso_plus", "L_meso_minus", "L_stat"):
         assert full[c] == pytest.approx(0.0, abs=1e-12), c
     boot = res[res.boot >= 0]
-    assert len(boot) == 16 and (boot["L_stat"] > 0).all()
+    assert len(boot) == 3 * 16 and (boot["L_stat"] > 0).all()
+    assert (boot["resample"].value_counts() == 16).all()
     # a shifted EPM is worse, and the loss grows with the shift
     L = []
     for sh in (0.0, 0.05, 0.2):
@@ -188,8 +195,11 @@ def test_evaluator_zero_on_itself_and_bootstrap(tmp_path):
         L.append(ev.evaluate(m2, probe_table(n_rep=6, seed=9, shift=sh)).iloc[0])
     assert L[0]["L_sigma"] < L[1]["L_sigma"] < L[2]["L_sigma"]
     assert L[0]["L_meso_plus"] < L[2]["L_meso_plus"]
-    # R nearest 30 is 30.5
-    assert ev.ref_R == 30.5
+    # exactly the configured R: a reference without it is an error naming what it has
+    assert ev.ref_R == 30.0
+    bad = Lo.Reference.from_dir(write_reference(tmp_path / "bad", macro, probe_table(n_rep=6, seed=5, R=(25.0, 30.5))))
+    with pytest.raises(TableError, match=r"no 'stationary' rows at R = 30 .*R = 25, 30\.5"):
+        Lo.Evaluator(bad)
 
 
 def test_bootstrap_is_order_invariant(tmp_path):
@@ -232,12 +242,71 @@ def test_reference_errors_name_file_and_column(tmp_path):
         Lo.read_reference_dir(tmp_path / "empty")
 
 
-def test_quench_loss_zero_on_itself():
-    p = probe_table(3, 1)
-    out = Lo.quench_loss(p, p)
-    assert out["L_quench"] == 0.0
-    assert Lo.quench_loss(probe_table(3, 2, shift=0.3), p)["L_quench"] > 0.1
-    assert math.isfinite(out["L_mean_tau_c_a90"]) and "L_mean_tau_i_a0" not in out and "L_mean_sigma_vm_a0" in out
+def test_weighted_counts_equal_the_pooled_sample():
+    """loss_from_counts with integer replica / reference-unit weights == the loss of the pooled sample
+    built by repeating each replica and unit that many times (the bootstrap path is the plain one)."""
+    rng = np.random.default_rng(5)
+    ref_units = [rng.normal(0, 1, rng.integers(50, 200)) for _ in range(6)]
+    ep_reps = [rng.normal(0.2, 1.2, rng.integers(50, 200)) for _ in range(5)]
+    ref = np.concatenate(ref_units)
+    unit = np.concatenate([np.full(len(u), i) for i, u in enumerate(ref_units)])
+    bins = Lo.reference_bins(ref)
+    t = Lo.HistogramTarget(ref, bins, unit, len(ref_units))
+    vals = np.concatenate(ep_reps)
+    rep = np.concatenate([np.full(len(r), i) for i, r in enumerate(ep_reps)])
+    counts, off = t.replica_counts(vals, rep, np.arange(len(ep_reps)))
+    W = Lo.bootstrap_weights(rng, 4, len(ep_reps))
+    V = Lo.bootstrap_weights(rng, 4, len(ref_units))
+    L = t.loss_from_counts(counts, off, W, V)
+    for b in range(4):
+        ep_b = np.concatenate([np.tile(r, int(w)) for r, w in zip(ep_reps, W[b])])
+        ref_b = np.concatenate([np.tile(u, int(v)) for u, v in zip(ref_units, V[b])])
+        assert L[b] == pytest.approx(Lo.HistogramTarget(ref_b, bins).loss(ep_b), abs=1e-12)
+    assert t.loss_from_counts(counts, off, np.ones((1, 5)), np.ones((1, 6)))[0] == pytest.approx(t.loss(vals), abs=1e-15)
+
+
+def test_reference_units_two_level_draw():
+    """Samples drawn with replacement; within each drawn sample its stationary states (told apart by
+    gamma_ext) are redrawn among themselves, its quench state goes with the sample."""
+    rows = []
+    for r in range(5):
+        for state, g in [("quench", 0.0), ("stationary", 1.0), ("stationary", 1.5), ("stationary", 2.0)]:
+            rows.append({"replica": r, "state": state, "gamma_ext": g})
+    probe = pd.DataFrame(rows)
+    macro = pd.DataFrame({"replica": np.arange(5)})
+    u = Lo.ReferenceUnits(macro, probe)
+    assert len(u.samples) == 5 and len(u.units) == 20
+    V = u.weights(seed=3, n_boot=200)
+    assert np.all(V["sample"].sum(axis=1) == 5)
+    unit_sample = np.array([x[0] for x in u.units])
+    quench = np.array([x[1] == "quench" for x in u.units])
+    for b in range(200):
+        for s in range(5):
+            ws = V["sample"][b, s]
+            assert V["unit"][b, (unit_sample == s) & quench].sum() == ws
+            assert V["unit"][b, (unit_sample == s) & ~quench].sum() == 3 * ws
+    assert np.array_equal(u.weights(3, 200)["unit"], V["unit"])  # seeded
+
+
+def test_reference_bootstrap_spread_of_a_mean_magnitude(tmp_path):
+    """The reference-only bootstrap rows of L_meso move like the reference's own sampling error:
+    for F = mean tau_c over n_ref samples, std(L[F]) ~ std(tau_c) / sqrt(n_ref) / |mean tau_c|."""
+    macro = sawtooth(40, 900, 11)
+    probe = probe_table(40, 11)
+    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", macro, probe))
+    ev = Lo.Evaluator(ref, ref_seed=9)
+    r = ev.evaluate(sawtooth(8, 900, 3), probe_table(8, 5), n_boot=400, seed=1, details=True)
+    assert list(r["resample"].unique()) == ["full", "joint", "epm", "reference"]
+    refrows = Lo.select_probe(probe, "stationary", 30.0, 0.0)
+    per_rep = refrows.groupby("replica")["tau_c"].mean()
+    expect = per_rep.std(ddof=1) / np.sqrt(len(per_rep)) / abs(refrows["tau_c"].mean())
+    ep_mean = r["mean_tau_c_plus"].iloc[0]
+    L_ref = r.loc[r["resample"] == "reference", "L_mean_tau_c_plus"]
+    # L = |1 - F_EP / F_MD|: its spread over reference draws is |F_EP / F_MD| times the relative error of F_MD
+    scale = abs(ep_mean / refrows["tau_c"].mean())
+    assert L_ref.std() == pytest.approx(scale * expect, rel=0.2)
+    # the EPM-only rows keep the reference whole: its magnitude never moves there
+    assert r.loc[r["resample"] == "epm", "L_macro"].std() > 0
 
 
 def test_scaled_macro_loss_matches_scaling_the_table(tmp_path):

@@ -35,8 +35,10 @@ import pandas as pd
 
 from . import code_version
 from .fits import fit_optimum, fit_temperature
-from .losses import (QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, macro_observables, magnitudes_from_sums,
-                     meso_magnitudes, meso_sums, relative_loss, select_probe)
+from .losses import (QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, ReferenceUnits,
+                     bootstrap_weights, macro_observables, magnitudes_from_sums, meso_sums, relative_loss,
+                     resample_design, resolve_radius, select_probe)
+from .params import lattice_rule
 from .simulate import RunawayAvalanche
 
 
@@ -138,7 +140,7 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
     method = search.get("method", "grid")
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
     reps = range(int(cfg["replicas"]))
     n_boot = int(cfg.get("n_boot", 0))
     seed = int(cfg["seed"])
@@ -186,7 +188,8 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
             for lam in fine:
                 r = ev.macro_loss_scaled(obs_all, lam / lam0)
                 Ls.append(r["L_macro"])
-                rows.append(pd.DataFrame([{"boot": -1, **r, "n_replicas": len(coarse), "l": float(l), "k": float(k),
+                rows.append(pd.DataFrame([{"boot": -1, "resample": "full", **r, "n_replicas": len(coarse),
+                                           "l": float(l), "k": float(k),
                                            "lam": float(lam), "chi": float(chi), "stage": "surrogate"}]))
             j = int(np.argmin(Ls))
             surrogate_min[float(chi)] = (Ls[j], float(fine[j]))
@@ -223,6 +226,12 @@ def _boot_seed(seed, l, k, lam=0.0, chi=0.0) -> int:
     return int((int(seed) * 1_000_003 + int(round(float(l) * 1000)) * 7919 + int(round(float(k) * 1000))) % (2**31))
 
 
+def ref_boot_seed(seed) -> int:
+    """Seed of the reference's bootstrap draws: one per calibration (every cell and stage sees the
+    same reference resamples, so the fit of bootstrap row b sees one coherent resampled reference)."""
+    return int((int(seed) * 2_000_029 + 0x5EF) % (2**31))
+
+
 def best_macro(cell: pd.DataFrame) -> pd.Series:
     """The true-ensemble (lambda, chi) of a cell with the lowest L_macro (full ensemble)."""
     d = cell[(cell["boot"] == -1) & (cell["stage"] != "surrogate")]
@@ -237,7 +246,7 @@ def select_table(cells: list[pd.DataFrame]) -> pd.DataFrame:
     for c in cells:
         b = best_macro(c)
         d = c[(c["lam"] == b["lam"]) & (c["chi"] == b["chi"]) & (c["stage"] == b["stage"])]
-        boots = d[d["boot"] >= 0]
+        boots = d[d["resample"] == "joint"]
         row = {key: b[key] for key in ("l", "k", "lam", "chi", "L_sigma", "L_drop", "L_incr", "L_macro")}
         row["L_macro_err"] = float(boots["L_macro"].std(ddof=0)) if len(boots) else float("nan")
         row["n_runs_cell"] = int(c["n_runs_cell"].iloc[0]) if "n_runs_cell" in c else -1
@@ -260,7 +269,7 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     l, k = float(b["l"]), float(b["k"])
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
     nb = cfg.get("neighborhood", {})
     reps = range(int(cfg["replicas"]))
     seed = int(cfg["seed"])
@@ -288,7 +297,8 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
             continue
         r = ev.evaluate(ens.macro, ens.probe, n_boot=int(cfg.get("n_boot", 0)),
                         seed=_boot_seed(seed, l, k), details=True)
-        r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n, origin=origin)
+        r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n, origin=origin, L_EP=p.L, N=p.N, l_lattice=p.l,
+                     lattice_rule=lattice_rule(l, float(model["domain_length"])))
         rows.append(r)
         log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{origin}] L_stat={r['L_stat'].iloc[0]:.4f}")
     if not rows:
@@ -313,19 +323,25 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
     """
     model = resolve_model(cfg.get("model"), ref.meta)
     p0 = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model)
-    q = ref.probe[ref.probe["state"].astype(str) == "quench"]
-    uR = np.unique(q["R"].to_numpy(float))
-    R = float(uR[np.argmin(np.abs(uR - float(cfg.get("R", 30.0))))])  # the reference's R nearest the target
+    # exactly the configured R (select_probe: the reference must have it), or the largest (R: auto)
+    R = resolve_radius(ref.probe, "quench", cfg.get("R", 30.0), f"{ref.path}/probe.parquet")
+    log(f"quench-temperature: reference rows at R = {R:g}")
     n = p0.patch_size(R)
     alphas = [float(a) for a in cfg.get("alpha", [0.0, 90.0])]
     reps = np.arange(int(cfg["replicas"]))
     n_boot = int(cfg.get("n_boot", 0))
-    rng = np.random.default_rng(int(cfg["seed"]) + 17)
-    W = np.vstack([np.ones((1, len(reps)))] + ([_boot_weights(rng, n_boot, len(reps))] if n_boot else []))
+    units = ReferenceUnits(ref.macro, ref.probe)
+    W_epm = bootstrap_weights(np.random.default_rng(int(cfg["seed"]) + 17), n_boot, len(reps)) if n_boot \
+        else np.zeros((0, len(reps)))
+    V_ref = units.weights(ref_boot_seed(cfg["seed"]), n_boot) if n_boot else {"unit": np.zeros((0, len(units.units)))}
+    labels, boot, W, V = resample_design(n_boot, W_epm, {"unit": V_ref["unit"]})
     allm = [f"{s}_{q}" for q in QUENCH_QUANTITIES for s in ("mean", "std")]
     keep = np.array([m in QUENCH_MAGNITUDES for m in allm])
-    ref_mag = {a: np.array([meso_magnitudes(select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet"),
-                                            QUENCH_QUANTITIES)[m] for m in allm])[keep] for a in alphas}
+    ref_mag = {}
+    for a in alphas:
+        rows_a = select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet")
+        sums = meso_sums(rows_a, quantities=QUENCH_QUANTITIES, groups=units.unit_of(rows_a), n_groups=len(units.units))
+        ref_mag[a] = magnitudes_from_sums(*sums, V["unit"])[:, keep]
     rows = []
     for T in grid_values(cfg["T"]):
         spec = probe_spec([n], alphas, ("quench",), cfg.get("stride", 1))
@@ -333,31 +349,26 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
         ens = run(p0, reps, cfg["seed"], gamma_max=1e-4, T_quench=float(T), probe=spec, threads=threads)
         Ls = []
         for a in alphas:
-            rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table")
+            rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table", exact_R=False)
             mags = magnitudes_from_sums(*meso_sums(rows_a, reps, QUENCH_QUANTITIES), W)[:, keep]
-            Ls.append(relative_loss(mags, ref_mag[a][None, :]))
+            Ls.append(relative_loss(mags, ref_mag[a]))
         L = np.concatenate(Ls, axis=1).mean(axis=1)
-        rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": np.arange(-1, W.shape[0] - 1),
+        rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": boot, "resample": labels,
                                   "L_quench": L}))
         log(f"l={opt['l']} T={T:.4g} L_quench={L[0]:.4f}")
     return pd.concat(rows, ignore_index=True)
 
 
-def _boot_weights(rng, n_boot, R):
-    idx = rng.integers(0, R, size=(n_boot, R))
-    Wb = np.zeros((n_boot, R))
-    np.add.at(Wb, (np.repeat(np.arange(n_boot), R), idx.ravel()), 1.0)
-    return Wb
-
-
 def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1) -> dict:
-    out = {}
-    per = {b: fit_temperature(g["T"].to_numpy(), g["L_quench"].to_numpy(), half_width)
+    """T_hat (with its bound status, :mod:`epcal.fits`) and its bootstrap errors from a quench scan."""
+    from .fits import bootstrap_errors
+
+    per = {int(b): fit_temperature(g["T"].to_numpy(), g["L_quench"].to_numpy(), half_width)
            for b, g in scan.groupby("boot")}
-    out["T_hat"] = per[-1]["T_hat"]
-    out["L_quench"] = per[-1]["L_quench"]
-    bs = np.array([v["T_hat"] for b, v in per.items() if b >= 0])
-    out["T_hat_err"] = float(bs.std()) if bs.size else float("nan")
+    kinds = dict(zip(scan["boot"].to_numpy(int).tolist(), scan["resample"].astype(str).tolist()))
+    out = {"T_hat": per[-1]["T_hat"], "T_hat_status": per[-1]["T_hat_status"], "L_quench": per[-1]["L_quench"]}
+    errs = bootstrap_errors(per, kinds, ("T_hat",))
+    out.update({k: v for k, v in errs.items() if k != "n_boot"})
     return out
 
 
@@ -368,11 +379,12 @@ def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame], T_half_wi
     for s in scans:
         for l, g in s.groupby("l"):
             Ts[round(float(l), 6)] = temperature_optimum(g, T_half_width)
-    for col in ("T_hat", "T_hat_err", "L_quench"):
+    for col in ("T_hat", "T_hat_err", "T_hat_err_epm", "T_hat_err_ref", "L_quench"):
         opt[col] = [Ts.get(round(float(l), 6), {}).get(col, float("nan")) for l in opt["l"]]
-    first = ["l", "k_hat", "k_hat_err", "lam_hat", "lam_hat_err", "chi_hat", "chi_hat_err", "T_hat", "T_hat_err",
-             "L_stat", "L_stat_err", "L_macro", "L_macro_err", "L_meso_plus", "L_meso_plus_err",
-             "L_meso_minus", "L_meso_minus_err"]
+    opt["T_hat_status"] = [Ts.get(round(float(l), 6), {}).get("T_hat_status", "not_calibrated") for l in opt["l"]]
+    first = ["l", "k_hat", "k_hat_err", "k_hat_status", "lam_hat", "lam_hat_err", "chi_hat", "chi_hat_err",
+             "T_hat", "T_hat_err", "T_hat_status", "L_stat", "L_stat_err", "L_macro", "L_macro_err",
+             "L_meso_plus", "L_meso_plus_err", "L_meso_minus", "L_meso_minus_err"]
     return opt[first + [c for c in opt.columns if c not in first]]
 
 
@@ -383,7 +395,7 @@ def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1, re
     p, T = _optimum_params(opt, cfg, ref_meta)
     from .params import patch_size
 
-    n_max = min(patch_size(float(cfg.get("R_max", 30.0)), p.l), p.L)  # a small domain caps n at L_EP
+    n_max = min(patch_size(float(cfg.get("R_max", 30.0)), p.l, p.L), p.L)  # a small domain caps n at L_EP
     n_list = list(range(int(cfg.get("n_min", 1)), n_max + 1))
     alphas = list(np.arange(int(cfg["n_alpha"])) * 180.0 / int(cfg["n_alpha"]))
     spec = probe_spec(n_list, alphas, ("quench", "stationary"), cfg.get("stride", 1))
@@ -396,10 +408,21 @@ def optimum_ensemble(opt: pd.Series, cfg: dict, batch: int, threads: int = 1, re
 
 
 # ------------------------------------------------------------------ emergent properties (section 5)
+def quench_T(opt: pd.Series, cfg: dict, log=print) -> float:
+    """The KMC temperature of runs at the optimum: T_hat, or, where the optimum has none (the quench
+    calibration disabled), cfg T_default with a printed notice (the outputs record T_quench)."""
+    T = opt.get("T_hat", np.nan)
+    if np.isfinite(T):
+        return float(T)
+    if "T_default" not in cfg:
+        raise ValueError(f"l = {opt['l']}: the optimum has no T_hat (quench disabled?) and no T_default is configured")
+    log(f"notice: l = {opt['l']}: no calibrated T_hat; the KMC quench uses T_default = {cfg['T_default']}")
+    return float(cfg["T_default"])
+
+
 def _optimum_params(opt: pd.Series, cfg: dict, ref_meta: dict | None):
     model = resolve_model(cfg.get("model"), ref_meta)
-    T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
-    return model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model), T
+    return model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model), quench_T(opt, cfg)
 
 
 def emergent_size(opt: pd.Series, cfg: dict, L: int, threads: int = 1, ref_meta: dict | None = None):
@@ -481,9 +504,9 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
 
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
     l = float(opt["l"])
-    T = float(opt["T_hat"]) if np.isfinite(opt.get("T_hat", np.nan)) else float(cfg.get("T_default", 0.25))
+    T = quench_T(opt, cfg, log)
     starts = _variant_starts(opt, cfg, name)
     names = variant(name, tau_c=starts[0]["tau_c"], dgamma_pl=starts[0]["dgamma_pl"]).free_parameters
     reps = range(int(cfg["replicas"]))
@@ -511,7 +534,7 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
             f = float(r["L_stat"])
             rows.append({**common, **r.to_dict(), "runaway": False})
         except RunawayAvalanche:
-            f = 1.0  # the worst loss: a runaway point is not a candidate
+            f = float("inf")  # a runaway point is not a candidate: no finite loss is worse
             rows.append({**common, "runaway": True, "L_stat": np.nan})
         log(f"variant {name} [start {start_index}]: " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
             + f"  L_stat={f:.4f}")
@@ -536,7 +559,7 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
     best = ok.loc[ok["L_stat"].idxmin()]
     values = {k: float(best[k]) for k in ("k", "lam", "chi", "tau_c", "dgamma_pl")}
     boot = run_point(values, n_boot=int(cfg.get("n_boot", 50)))
-    errs = boot[boot["boot"] >= 0][[c for c in boot.columns if c.startswith("L_")]].std(ddof=1)
+    errs = boot[boot["resample"] == "joint"][[c for c in boot.columns if c.startswith("L_")]].std(ddof=1)
     hist["best"] = False
     hist.loc[best.name, "best"] = True
     for c, e in errs.items():
@@ -568,7 +591,7 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
 
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
     l, k, lam0, chi = float(opt["l"]), float(opt["k_hat"]), float(opt["lam_hat"]), float(opt["chi_hat"])
     p_ref = model_params(l, k, lam0, chi, model)  # N of Table 1 at this l: the calibrated model
     p = dataclasses.replace(p_ref, N=int(N)).validate()

@@ -192,55 +192,144 @@ def reference_bins(ref: np.ndarray, max_n: int = 2000, quantum: float | None = N
     return Bins(anchor=float(q50), width=float(h))
 
 
-def overlap_loss(ep: np.ndarray, ref: np.ndarray, bins: Bins | None = None, **kw) -> float:
-    """L[P] = 1 - sum_j min(p_EP_j, p_MD_j) on ``bins`` (default: the reference rule)."""
-    ep = np.asarray(ep, float)
-    ref = np.asarray(ref, float)
-    if ep.size == 0 or ref.size == 0:
-        return float("nan")
-    bins = bins or reference_bins(ref, **kw)
-    ie, ir = bins.index(ep), bins.index(ref)
-    lo = min(ie.min(), ir.min())
-    hi = max(ie.max(), ir.max())
-    # integer arithmetic: exactly 0 for identical samples
-    ce = np.bincount(ie - lo, minlength=hi - lo + 1).astype(np.int64)
-    cr = np.bincount(ir - lo, minlength=hi - lo + 1).astype(np.int64)
-    common = int(np.minimum(ce * ref.size, cr * ep.size).sum())
-    return float(max(0.0, 1.0 - common / (ep.size * ref.size)))
-
-
 class HistogramTarget:
-    """Reference histogram on fixed bins; evaluates L[P] for (weighted) EPM replicas."""
+    """The reference histogram on fixed bins; L[P] (eq. 8) of (weighted) EPM replicas against it.
 
-    def __init__(self, ref: np.ndarray, bins: Bins):
+    The one implementation of the overlap loss: per-unit reference counts (``ref_unit``: the
+    reference's independent unit of every value, e.g. its sample) so that a bootstrap of the
+    reference is a weight vector over its units, like the EPM's over its replicas.
+    """
+
+    def __init__(self, ref: np.ndarray, bins: Bins, ref_unit: np.ndarray | None = None, n_units: int = 1):
         self.bins = bins
         ir = bins.index(ref)
+        if ir.size == 0:
+            raise ValueError("HistogramTarget: empty reference sample")
         self.lo, self.hi = int(ir.min()), int(ir.max())
-        self.c = np.bincount(ir - self.lo).astype(float)
+        unit = np.zeros(ir.size, np.int64) if ref_unit is None else np.asarray(ref_unit, np.int64)
+        nb = self.hi - self.lo + 1
+        self.C = np.bincount(unit * nb + (ir - self.lo), minlength=n_units * nb).reshape(n_units, nb).astype(float)
+        self.c = self.C.sum(axis=0)
         self.n = float(ir.size)
 
     def replica_counts(self, values: np.ndarray, replica: np.ndarray, replicas: np.ndarray):
-        """Counts per replica on a lattice window covering the reference and the values."""
+        """(counts per replica, offset): EPM counts (R, nb) on a lattice window covering the reference
+        and the values, and the offset of the reference's window inside it."""
         idx = self.bins.index(values)
         lo = min(self.lo, int(idx.min()) if idx.size else self.lo)
         hi = max(self.hi, int(idx.max()) if idx.size else self.hi)
         nb = hi - lo + 1
         pos = np.searchsorted(replicas, replica)
         counts = np.bincount(pos * nb + (idx - lo), minlength=len(replicas) * nb).reshape(len(replicas), nb)
-        counts = counts.astype(float)
-        cref = np.zeros(nb)
-        cref[self.lo - lo:self.hi - lo + 1] = self.c
-        return counts, cref
+        return counts.astype(float), self.lo - lo
 
-    def loss_from_counts(self, counts: np.ndarray, cref: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """weights: (B, n_replicas) -> L for each weight vector (exact 0 for identical integer counts)."""
+    def loss_from_counts(self, counts: np.ndarray, offset: int, weights: np.ndarray,
+                         ref_weights: np.ndarray | None = None) -> np.ndarray:
+        """L = 1 - sum_j min(p_EP_j, p_MD_j) per row of ``weights`` (B, R) and ``ref_weights`` (B, units).
+
+        Integer arithmetic on integer weights: exactly 0 for identical samples.
+        """
         c = weights @ counts
+        cr = self.c[None, :] if ref_weights is None else ref_weights @ self.C
+        cref = np.zeros((cr.shape[0], c.shape[1]))
+        cref[:, offset:offset + cr.shape[1]] = cr
         tot = c.sum(axis=1)
-        common = np.minimum(c * self.n, cref[None, :] * tot[:, None]).sum(axis=1)
+        nref = cref.sum(axis=1)
+        common = np.minimum(c * nref[:, None], cref * tot[:, None]).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            L = 1.0 - common / (tot * self.n)
-        L[tot == 0] = np.nan
+            L = 1.0 - common / (tot * nref)
+        L[(tot == 0) | (nref == 0)] = np.nan
         return np.clip(L, 0.0, 1.0)
+
+    def loss(self, values: np.ndarray) -> float:
+        """L[P] of one EPM sample ``values`` against the whole reference (nan for an empty sample)."""
+        values = np.asarray(values, float)
+        if values.size == 0:
+            return float("nan")
+        counts, off = self.replica_counts(values, np.zeros(values.size, np.int64), np.zeros(1, np.int64))
+        return float(self.loss_from_counts(counts, off, np.ones((1, 1)))[0])
+
+
+# --------------------------------------------------------------------------- bootstrap
+def bootstrap_weights(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
+    """(n_boot, n) resampling counts: each row draws n of the n units with replacement."""
+    idx = rng.integers(0, n, size=(n_boot, n))
+    W = np.zeros((n_boot, n))
+    np.add.at(W, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    return W
+
+
+#: the kinds of bootstrap rows (column ``resample``): both sides resampled jointly (the error bar),
+#: only the EPM replicas, only the reference's units (the two contributions)
+RESAMPLE_KINDS = ("joint", "epm", "reference")
+
+
+def resample_design(n_boot: int, W_epm: np.ndarray, V_ref: dict[str, np.ndarray]):
+    """Row layout of an evaluation: (labels, boot ids, EPM weights, reference weights per unit kind).
+
+    Row 0 is the full ensemble against the full reference (boot = -1, resample = "full"); then
+    ``n_boot`` rows of each of :data:`RESAMPLE_KINDS`, with the *same* draws: "joint" pairs EPM draw
+    b with reference draw b, "epm" keeps the reference whole, "reference" keeps the EPM whole.
+    """
+    R = W_epm.shape[1]
+    ones_W = np.ones((1, R))
+    Ws, Vs, labels = [ones_W], {k: [np.ones((1, v.shape[1]))] for k, v in V_ref.items()}, ["full"]
+    if n_boot:
+        for kind in RESAMPLE_KINDS:
+            Ws.append(W_epm if kind in ("joint", "epm") else np.repeat(ones_W, n_boot, 0))
+            for k, v in V_ref.items():
+                Vs[k].append(v if kind in ("joint", "reference") else np.ones_like(v))
+            labels += [kind] * n_boot
+    boot = np.arange(-1, len(labels) - 1)
+    return np.array(labels), boot, np.vstack(Ws), {k: np.vstack(v) for k, v in Vs.items()}
+
+
+class ReferenceUnits:
+    """The reference's independent units: its samples, and within each sample its probed states.
+
+    A bootstrap draw resamples the samples with replacement and, within every drawn sample, its
+    probed states of each kind (``gamma_ext`` tells apart the stationary states of one sample; a
+    table without it has one state per sample and state name).  Weights are counts over samples (macro tables)
+    and over (sample, state) units (probe tables).
+    """
+
+    def __init__(self, macro: pd.DataFrame, probe: pd.DataFrame):
+        self.samples = np.unique(np.concatenate([macro["replica"].to_numpy(np.int64),
+                                                 probe["replica"].to_numpy(np.int64)]))
+        keys = self._unit_keys(probe)
+        self.units = sorted(set(keys))
+        self.unit_index = {u: i for i, u in enumerate(self.units)}
+        self.unit_sample = np.searchsorted(self.samples, np.array([u[0] for u in self.units], np.int64))
+        # within a sample, states are resampled among those of the same name (its stationary states)
+        groups: dict = {}
+        for i, u in enumerate(self.units):
+            groups.setdefault((u[0], u[1]), []).append(i)
+        self._groups = [(np.searchsorted(self.samples, k[0]), np.array(v)) for k, v in sorted(groups.items())]
+
+    @staticmethod
+    def _unit_keys(probe: pd.DataFrame):
+        g = probe["gamma_ext"].to_numpy(float) if "gamma_ext" in probe else np.zeros(len(probe))
+        return list(zip(probe["replica"].to_numpy(np.int64).tolist(), probe["state"].astype(str).tolist(),
+                        np.round(g, 9).tolist()))
+
+    def sample_of(self, replica: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.samples, np.asarray(replica, np.int64))
+
+    def unit_of(self, probe: pd.DataFrame) -> np.ndarray:
+        return np.array([self.unit_index[k] for k in self._unit_keys(probe)], np.int64)
+
+    def weights(self, seed: int, n_boot: int) -> dict[str, np.ndarray]:
+        """{"sample": (n_boot, S), "unit": (n_boot, U)}: one two-level draw per row (seeded)."""
+        rng = np.random.default_rng(seed)
+        S, U = len(self.samples), len(self.units)
+        Vs, Vu = np.zeros((n_boot, S)), np.zeros((n_boot, U))
+        per_sample = [[u for s_, u in self._groups if s_ == s] for s in range(S)]
+        for b in range(n_boot):
+            for s in rng.integers(0, S, size=S):
+                Vs[b, s] += 1.0
+                for u in per_sample[s]:
+                    np.add.at(Vu[b], u[rng.integers(0, u.size, size=u.size)], 1.0)
+        return {"sample": Vs, "unit": Vu}
 
 
 # --------------------------------------------------------------------------- meso magnitudes
@@ -249,8 +338,14 @@ def _nearest(values: np.ndarray, target: float) -> float:
     return float(u[np.argmin(np.abs(u - target))])
 
 
-def select_probe(probe: pd.DataFrame, state: str, R: float, alpha: float, source: str = "probe") -> pd.DataFrame:
-    """Rows of ``state`` at the available radius nearest ``R`` and orientation ``alpha`` (mod 180)."""
+def select_probe(probe: pd.DataFrame, state: str, R: float, alpha: float, source: str = "probe",
+                 exact_R: bool = True) -> pd.DataFrame:
+    """Rows of ``state`` at radius ``R`` and orientation ``alpha`` (mod 180).
+
+    ``exact_R``: the table must have R itself (a reference: never another R in its place);
+    ``exact_R=False``: the table's radius nearest R (an EPM table, whose patches of n elements have
+    R = l n / sqrt(pi)).
+    """
     d = probe[probe["state"].astype(str) == state]
     if d.empty:
         raise TableError(f"{source}: column 'state': no rows with state '{state}'")
@@ -259,20 +354,36 @@ def select_probe(probe: pd.DataFrame, state: str, R: float, alpha: float, source
     d = d[da < 1e-6]
     if d.empty:
         raise TableError(f"{source}: column 'alpha': no '{state}' rows at alpha = {alpha:g} degrees")
-    r = _nearest(d["R"].to_numpy(float), R)
-    return d[np.isclose(d["R"].to_numpy(float), r)]
+    Rs = d["R"].to_numpy(float)
+    if exact_R:
+        keep = np.abs(Rs - float(R)) <= 1e-6 * max(1.0, abs(float(R)))
+        if not keep.any():
+            raise TableError(f"{source}: column 'R': no '{state}' rows at R = {float(R):g} and alpha = {alpha:g} "
+                             f"(the table has R = {', '.join(f'{r:g}' for r in np.unique(Rs))}); set the loss's R "
+                             "to one of them, or R: auto")
+        return d[keep]
+    r = _nearest(Rs, R)
+    return d[np.isclose(Rs, r)]
 
 
-def meso_sums(rows: pd.DataFrame, replicas: np.ndarray | None = None, quantities=MESO_QUANTITIES):
-    """Per-replica (count, sum x, sum x^2) of ``quantities``: arrays (n_rep, 1), (n_rep, q), (n_rep, q)."""
-    rep = rows["replica"].to_numpy(np.int64)
-    replicas = np.unique(rep) if replicas is None else replicas
-    pos = np.searchsorted(replicas, rep)
-    ok = (pos < len(replicas)) & (replicas[np.minimum(pos, len(replicas) - 1)] == rep)
-    X = rows[list(quantities)].to_numpy(float)[ok]
-    pos = pos[ok]
-    n = np.zeros((len(replicas), 1))
-    s1 = np.zeros((len(replicas), len(quantities)))
+def meso_sums(rows: pd.DataFrame, replicas: np.ndarray | None = None, quantities=MESO_QUANTITIES,
+              groups: np.ndarray | None = None, n_groups: int | None = None):
+    """Per-replica (count, sum x, sum x^2) of ``quantities``: arrays (n_rep, 1), (n_rep, q), (n_rep, q).
+
+    ``groups`` (one group index per row, ``n_groups`` in all) replaces the replicas as the units
+    (the reference's (sample, state) units).
+    """
+    X = rows[list(quantities)].to_numpy(float)
+    if groups is None:
+        rep = rows["replica"].to_numpy(np.int64)
+        replicas = np.unique(rep) if replicas is None else replicas
+        pos = np.searchsorted(replicas, rep)
+        ok = (pos < len(replicas)) & (replicas[np.minimum(pos, len(replicas) - 1)] == rep)
+        X, pos, size = X[ok], pos[ok], len(replicas)
+    else:
+        pos, size = np.asarray(groups, np.int64), int(n_groups)
+    n = np.zeros((size, 1))
+    s1 = np.zeros((size, len(quantities)))
     s2 = np.zeros_like(s1)
     np.add.at(n, pos, 1.0)
     np.add.at(s1, pos, X)
@@ -313,9 +424,19 @@ def l_stat(L_macro, L_plus, L_minus):
 
 
 # --------------------------------------------------------------------------- the evaluator
+def resolve_radius(probe: pd.DataFrame, state: str, R, source: str = "probe") -> float:
+    """The loss radius: ``R`` itself, or for R = "auto" the largest R of the ``state`` rows."""
+    if R != "auto":
+        return float(R)
+    d = probe[probe["state"].astype(str) == state]
+    if d.empty:
+        raise TableError(f"{source}: column 'state': no rows with state '{state}' (R: auto)")
+    return float(d["R"].max())
+
+
 @dataclasses.dataclass
 class LossSettings:
-    R: float = 30.0
+    R: float | str = 30.0
     alpha_plus: float = 0.0
     alpha_minus: float = 90.0
     gamma_min: float = GAMMA_STATIONARY
@@ -333,11 +454,20 @@ class LossSettings:
 
 
 class Evaluator:
-    """Losses of EPM ensembles against one reference, with a replica bootstrap."""
+    """Losses of EPM ensembles against one reference, with a joint bootstrap of both.
 
-    def __init__(self, ref: Reference, settings: LossSettings | None = None, shear_modulus: float | None = None):
+    Bootstrap rows resample the EPM replicas and the reference's units (:class:`ReferenceUnits`:
+    samples, and the probed states within them) jointly, and each side alone
+    (:func:`resample_design`); the reference draws depend only on ``ref_seed`` and the
+    reference, so every (k, lambda, chi) of a calibration sees the same reference resamples.
+    """
+
+    def __init__(self, ref: Reference, settings: LossSettings | None = None, shear_modulus: float | None = None,
+                 ref_seed: int = 0):
         self.ref = ref
         self.s = settings or LossSettings()
+        self.ref_seed = int(ref_seed)
+        self.units = ReferenceUnits(ref.macro, ref.probe)
         obs = macro_observables(ref.macro, self.s.gamma_min, ref.delta_gamma)
         G = shear_modulus if shear_modulus is not None else ref.shear_modulus
         self.targets = {}
@@ -347,17 +477,24 @@ class Evaluator:
                 raise TableError(f"{ref.path}/macro.parquet: too few '{name}' values in the stationary regime "
                                  f"(gamma_ext > {self.s.gamma_min}): {v.size}")
             q = G * ref.delta_gamma if (name == "incr" and self.s.quantize_increments) else None
-            self.targets[name] = HistogramTarget(v, reference_bins(v, self.s.max_n, q))
-        self.ref_meso = {}
+            self.targets[name] = HistogramTarget(v, reference_bins(v, self.s.max_n, q),
+                                                 self.units.sample_of(obs.replica[name]), len(self.units.samples))
         src = f"{ref.path}/probe.parquet"
+        self.ref_R = resolve_radius(ref.probe, "stationary", self.s.R, src)
+        self.ref_meso = {}  # (unit sums of the reference rows, magnitudes of the whole reference)
+        U = len(self.units.units)
         for tag, a in (("plus", self.s.alpha_plus), ("minus", self.s.alpha_minus)):
-            rows = select_probe(ref.probe, "stationary", self.s.R, a, src)
-            mags = meso_magnitudes(rows)
-            self.ref_meso[tag] = np.array([mags[k] for k in MESO_MAGNITUDES])
-            zero = [k for k, v in mags.items() if v == 0]
+            rows = select_probe(ref.probe, "stationary", self.ref_R, a, src)
+            sums = meso_sums(rows, groups=self.units.unit_of(rows), n_groups=U)
+            mags = magnitudes_from_sums(*sums, np.ones((1, U)))[0]
+            zero = [k for k, v in zip(MESO_MAGNITUDES, mags) if v == 0]
             if zero:
                 raise TableError(f"{src}: reference magnitude(s) {zero} are zero at alpha={a:g}: L[F] undefined")
-        self.ref_R = float(select_probe(ref.probe, "stationary", self.s.R, self.s.alpha_plus, src)["R"].iloc[0])
+            self.ref_meso[tag] = (sums, mags)
+
+    def reference_weights(self, n_boot: int) -> dict[str, np.ndarray]:
+        return self.units.weights(self.ref_seed, n_boot) if n_boot else {
+            "sample": np.zeros((0, len(self.units.samples))), "unit": np.zeros((0, len(self.units.units)))}
 
     # ------------------------------------------------------------------
     def macro_loss_scaled(self, obs_all: MacroObservables, scale: float) -> dict[str, float]:
@@ -369,54 +506,37 @@ class Evaluator:
         out = {}
         for name in MACRO_OBS:
             keep = obs_all.gamma[name] * scale > self.s.gamma_min
-            out[f"L_{name}"] = self._overlap_target(name, obs_all.values[name][keep] * scale)
+            out[f"L_{name}"] = self.targets[name].loss(obs_all.values[name][keep] * scale)
         out["L_macro"] = (out["L_sigma"] + out["L_drop"] + out["L_incr"]) / 3.0
         return out
-
-    def _overlap_target(self, name: str, values: np.ndarray) -> float:
-        t = self.targets[name]
-        if values.size == 0:
-            return float("nan")
-        idx = t.bins.index(values)
-        lo, hi = min(t.lo, int(idx.min())), max(t.hi, int(idx.max()))
-        ce = np.bincount(idx - lo, minlength=hi - lo + 1).astype(float)
-        cr = np.zeros(hi - lo + 1)
-        cr[t.lo - lo:t.hi - lo + 1] = t.c
-        common = np.minimum(ce * t.n, cr * values.size).sum()
-        return float(max(0.0, 1.0 - common / (values.size * t.n)))
 
     def evaluate(self, macro: pd.DataFrame, probe: pd.DataFrame | None = None,
                  n_boot: int = 0, seed: int = 0, delta_gamma: float = DELTA_GAMMA,
                  details: bool = False) -> pd.DataFrame:
-        """One row per bootstrap sample (boot = -1 is the full ensemble) with the losses.
-
-        Bootstrap samples resample the replicas with replacement (seeded by
-        ``seed``); macro and meso losses use the same resample.
+        """One row per bootstrap sample with the losses: boot = -1 (resample "full") is the full
+        ensemble against the full reference, then ``n_boot`` rows of each kind in
+        :data:`RESAMPLE_KINDS` (EPM replica draws seeded by ``seed``, reference draws by the
+        evaluator's ``ref_seed``); macro and meso losses use the same draws.
         """
         obs = macro_observables(macro, self.s.gamma_min, delta_gamma)
         replicas = np.unique(macro["replica"].to_numpy(np.int64))
         R = len(replicas)
         if R == 0:
             raise ValueError("EPM macro table is empty")
-        W = [np.ones((1, R))]
-        if n_boot:
-            rng = np.random.default_rng(seed)
-            idx = rng.integers(0, R, size=(n_boot, R))
-            Wb = np.zeros((n_boot, R))
-            np.add.at(Wb, (np.repeat(np.arange(n_boot), R), idx.ravel()), 1.0)
-            W.append(Wb)
-        W = np.vstack(W)
-        out = {"boot": np.arange(-1, W.shape[0] - 1)}
+        W_epm = bootstrap_weights(np.random.default_rng(seed), n_boot, R) if n_boot else np.zeros((0, R))
+        labels, boot, W, V = resample_design(n_boot, W_epm, self.reference_weights(n_boot))
+        out = {"boot": boot, "resample": labels}
         for name in MACRO_OBS:
             t = self.targets[name]
-            counts, cref = t.replica_counts(obs.values[name], obs.replica[name], replicas)
-            out[f"L_{name}"] = t.loss_from_counts(counts, cref, W)
+            counts, off = t.replica_counts(obs.values[name], obs.replica[name], replicas)
+            out[f"L_{name}"] = t.loss_from_counts(counts, off, W, V["sample"])
         out["L_macro"] = (out["L_sigma"] + out["L_drop"] + out["L_incr"]) / 3.0
         if probe is not None and len(probe):
             for tag, a in (("plus", self.s.alpha_plus), ("minus", self.s.alpha_minus)):
-                rows = select_probe(probe, "stationary", self.ref_R, a, "EPM probe table")
+                rows = select_probe(probe, "stationary", self.ref_R, a, "EPM probe table", exact_R=False)
                 mags = magnitudes_from_sums(*meso_sums(rows, replicas), W)
-                Lf = relative_loss(mags, self.ref_meso[tag][None, :])
+                ref_mags = magnitudes_from_sums(*self.ref_meso[tag][0], V["unit"])
+                Lf = relative_loss(mags, ref_mags)
                 out[f"L_meso_{tag}"] = Lf.mean(axis=1)
                 if details:
                     for j, k in enumerate(MESO_MAGNITUDES):
@@ -429,17 +549,3 @@ class Evaluator:
         return pd.DataFrame(out)
 
 
-def quench_loss(ep_probe: pd.DataFrame, ref_probe: pd.DataFrame, R: float = 30.0,
-                alphas=(0.0, 90.0), ref_source: str = "reference probe.parquet") -> dict:
-    """Mean L[F] of the QUENCH_MAGNITUDES in the quenched state over ``alphas`` (KMC temperature)."""
-    Ls = []
-    out = {}
-    for a in alphas:
-        r = meso_magnitudes(select_probe(ref_probe, "quench", R, a, ref_source), QUENCH_QUANTITIES)
-        e = meso_magnitudes(select_probe(ep_probe, "quench", R, a, "EPM probe table"), QUENCH_QUANTITIES)
-        for k in QUENCH_MAGNITUDES:
-            L = float(relative_loss(e[k], r[k]))
-            out[f"L_{k}_a{a:g}"] = L
-            Ls.append(L)
-    out["L_quench"] = float(np.mean(Ls))
-    return out

@@ -13,23 +13,60 @@ RHO_S = 0.8
 SHEAR_MODULUS = 13.2
 BULK_MODULUS = 59.0
 
-#: Table 1 of the paper: l -> (L_EP, N, n(R=30)).
+#: Table 1 of the paper: l -> (L_EP, N, n(R=30)), the authority at the paper's domain.
 TABLE1 = {3.5: (29, 8, 15), 4.4: (23, 16, 12), 6.6: (15, 36, 8),
           8.8: (11, 64, 6), 10.5: (9, 92, 5), 13.2: (8, 144, 4)}
+#: Table 1 by lattice size: L_EP -> n(R = 30)
+_TABLE1_N30 = {L: n30 for (L, _, n30) in TABLE1.values()}
+
+#: the rule for any other (domain, l) than Table 1's, stated in every output that uses it
+RULE_OTHER = "L_EP = round(domain_length / l), N = rho_s l^2 to the nearest multiple of 4 (>= 4)"
+RULE_TABLE1 = "Table 1 of the paper (domain_length = 98.8045)"
+
+
+def _paper_domain(domain_length: float) -> bool:
+    return abs(float(domain_length) - DOMAIN_LENGTH) < 1e-6 * DOMAIN_LENGTH
+
+
+def _table1_row(l: float, domain_length: float):
+    if not _paper_domain(domain_length):
+        return None
+    for lt, row in TABLE1.items():
+        if abs(float(l) - lt) < 1e-9:
+            return row
+    return None
+
+
+def lattice_rule(l: float, domain_length: float = DOMAIN_LENGTH) -> str:
+    """Which rule sets L_EP and N for element length l on this domain (A.2)."""
+    return RULE_TABLE1 if _table1_row(l, domain_length) else RULE_OTHER
 
 
 def lattice_size(l: float, domain_length: float = DOMAIN_LENGTH) -> int:
-    """L_EP = number of elements of side l that tile the domain (A.2)."""
-    return max(1, int(round(domain_length / l)))
+    """L_EP: Table 1 at the paper's domain, else round(domain_length / l) (A.2)."""
+    row = _table1_row(l, domain_length)
+    return row[0] if row else max(1, int(round(domain_length / l)))
 
 
-def slip_systems(l: float, rho_s: float = RHO_S) -> int:
-    """N = rho_s l^2 rounded to the closest multiple of 4, at least 4 (A.2)."""
-    return max(4, 4 * int(round(rho_s * l * l / 4.0)))
+def slip_systems(l: float, rho_s: float = RHO_S, domain_length: float = DOMAIN_LENGTH) -> int:
+    """N: Table 1 at the paper's domain, else rho_s l^2 rounded to the closest multiple of 4, at least 4 (A.2)."""
+    row = _table1_row(l, domain_length) if rho_s == RHO_S else None
+    return row[1] if row else max(4, 4 * int(round(rho_s * l * l / 4.0)))
 
 
-def patch_size(R: float, l: float) -> int:
-    """Patch side n whose effective radius l n / sqrt(pi) is closest to R (section 3.5)."""
+def element_side(l: float, domain_length: float = DOMAIN_LENGTH) -> float:
+    """The side the lattice really has, domain_length / L_EP (used wherever the formulas need l)."""
+    return float(domain_length) / lattice_size(l, domain_length)
+
+
+def patch_size(R: float, l: float, L: int | None = None) -> int:
+    """Patch side n of effective radius R = l n / sqrt(pi) (section 3.5), l the lattice's element side.
+
+    On a Table 1 lattice (L_EP = L and L l = the paper's domain), n(R = 30) is Table 1's; otherwise
+    n is the side whose radius is closest to R.
+    """
+    if L is not None and abs(float(R) - 30.0) < 1e-9 and L in _TABLE1_N30 and _paper_domain(L * l):
+        return _TABLE1_N30[L]
     return max(1, int(round(R * math.sqrt(math.pi) / l)))
 
 
@@ -46,7 +83,8 @@ K_MIN = 0.1
 class EPMParams:
     """Parameters of one EPM (section 3).
 
-    L: elements per side (L_EP); l: element side (LJ length); N: slip systems per
+    L: elements per side (L_EP); l: element side of the lattice (LJ length; domain / L_EP
+    for a lattice made by :meth:`for_element_length`); N: slip systems per
     element; k, lam: Weibull shape and scale of slip thresholds (Eq. 5); chi:
     exponent of the slip amplitude distribution (Eq. 7); G, B: shear and 2D bulk
     moduli.
@@ -66,9 +104,10 @@ class EPMParams:
                            G: float = SHEAR_MODULUS, B: float = BULK_MODULUS,
                            domain_length: float = DOMAIN_LENGTH, rho_s: float = RHO_S,
                            N: int | None = None) -> "EPMParams":
-        """Lattice size and N from appendix A.2 (reproduces Table 1 at the paper's domain)."""
-        return cls(L=lattice_size(l, domain_length), l=float(l),
-                   N=slip_systems(l, rho_s) if N is None else int(N),
+        """The lattice of nominal element length l on the domain: L_EP and N from Table 1 at the
+        paper's domain (else :data:`RULE_OTHER`), element side domain_length / L_EP (A.2)."""
+        return cls(L=lattice_size(l, domain_length), l=element_side(l, domain_length),
+                   N=slip_systems(l, rho_s, domain_length) if N is None else int(N),
                    k=float(k), lam=float(lam), chi=float(chi), G=float(G), B=float(B)).validate()
 
     def validate(self) -> "EPMParams":
@@ -92,7 +131,7 @@ class EPMParams:
         return self
 
     def patch_size(self, R: float) -> int:
-        n = patch_size(R, self.l)
+        n = patch_size(R, self.l, self.L)
         if n > self.L:
             raise ValueError(f"patch radius R = {R}: needs n = {n} elements per side, "
                              f"larger than the lattice L_EP = {self.L}")

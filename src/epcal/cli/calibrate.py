@@ -92,13 +92,17 @@ def cmd_kernel_cell(a):
     from epcal.calibrate import model_params, resolve_model
     from epcal.elastic import patch_kernel, periodic_kernel
 
-    cfg = _cfg(a.cfg)
-    model = resolve_model(cfg.get("model"), _ref(a.ref).meta if a.ref else None)
-    p = model_params(a.l, 1.0, 1.0, 1.0, model)
-    K = periodic_kernel(p.L, p.G, p.B)  # fills the shared on-disk cache used by the sweeps
+    from epcal.losses import resolve_radius
     from epcal.params import patch_size
 
-    n = min(patch_size(float(cfg.get("R", 30.0)), p.l), p.L)  # a small domain caps n at L_EP
+    cfg = _cfg(a.cfg)
+    ref = _ref(a.ref) if a.ref else None
+    model = resolve_model(cfg.get("model"), ref.meta if ref else None)
+    p = model_params(a.l, 1.0, 1.0, 1.0, model)
+    K = periodic_kernel(p.L, p.G, p.B)  # fills the shared on-disk cache used by the sweeps
+    R = cfg.get("R", 30.0)
+    R = resolve_radius(ref.probe, "stationary", R, f"{a.ref}/probe.parquet") if ref is not None else float(R)
+    n = min(patch_size(R, p.l, p.L), p.L)  # a small domain caps n at L_EP
     Kp = patch_kernel(n, p.G, p.B)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, kernel=K, patch_kernel=Kp, L=p.L, n=n, l=p.l, G=p.G, B=p.B)
@@ -165,9 +169,18 @@ def cmd_optimum(a):
     cfg = _cfg(a.cfg)
     opt = optimum_table([read_table(p) for p in a.fits], [read_table(p) for p in a.temperatures],
                         cfg.get("half_width", 0.1))
+    for _, r in opt.iterrows():
+        for name in ("k_hat", "T_hat"):
+            status = r.get(f"{name}_status", "estimate")
+            if status not in ("estimate", "not_calibrated"):
+                _log(f"WARNING: l = {r['l']:g}: {name} = {r[name]:.4g} is a bound, not an estimate ({status}); "
+                     "widen the searched range (k grid / quench.T) or the fit window")
     _write(opt, a.out, "optimum")
     if a.csv:
-        opt.to_csv(a.csv, index=False)
+        from epcal.atomicio import atomic_path
+
+        with atomic_path(a.csv) as tmp:
+            opt.to_csv(tmp, index=False)
 
 
 def _optimum_row(path, l):
