@@ -9,8 +9,8 @@ per parameter the bias (mean of x_hat - x with its standard error) and the fract
 within 1 and 2 reported errors (with the binomial error of that fraction), plus how many k_hat and
 T_hat came out as bounds.
 
-    python benchmarks/pipeline/coverage.py --n 20 --workdir /tmp/coverage --jobs 2
-    python benchmarks/pipeline/coverage.py --workdir /tmp/coverage --summary   # from finished runs
+    python benchmarks/pipeline/twin_coverage.py --n 20 --workdir /tmp/coverage --jobs 2
+    python benchmarks/pipeline/twin_coverage.py --workdir /tmp/coverage --summary   # from finished runs
 
 Each recovery runs in WORKDIR/twin_<i>/ (resumable: a finished one is not rerun); the table of all
 recoveries is WORKDIR/coverage.csv, the summary WORKDIR/coverage.md.
