@@ -140,6 +140,17 @@ def fig3(out, inputs, ref, cfg):
             yy = o["a"] + o["b"] * kk + o["c"] * kk ** 2
             ax[1].plot(kk, yy, "-", color=col, lw=1)
             rec += [dict(panel="b", series=f"l={l:g} parabola", quantity="L_stat_fit", x=x, y=y) for x, y in zip(kk, yy)]
+            # k_hat: a solid line with its error band when it is an estimate; dashed and labelled when a bound
+            status = str(o.get("k_hat_status", "estimate"))
+            est = status == "estimate"
+            ax[1].axvline(o["k_hat"], color=col, lw=1, ls="-" if est else "--")
+            if est:
+                ax[1].axvspan(o["k_hat"] - o["k_hat_err"], o["k_hat"] + o["k_hat_err"], color=col, alpha=0.15, lw=0)
+            else:
+                ax[1].annotate(f"bound ({status.replace('_', ' ')})", (o["k_hat"], 0.97), xycoords=("data", "axes fraction"),
+                               ha="center", va="top", fontsize=7, color=col)
+            rec.append(dict(panel="b", series=f"l={l:g} k_hat", quantity=f"k_hat:{status}", x=o["k_hat"],
+                            y=o["L_stat"], yerr=o["k_hat_err"]))
     ax[0].set(xlabel="k", ylabel=r"$\mathcal{L}_{macro}$")
     ax[0].legend(frameon=False, fontsize=7)
     ax[1].set(xlabel="k", ylabel=r"$\mathcal{L}_{stat}$")
