@@ -13,7 +13,10 @@ T_hat came out as bounds.
     python benchmarks/pipeline/twin_coverage.py --workdir /tmp/coverage --summary   # from finished runs
 
 Each recovery runs in WORKDIR/twin_<i>/ (resumable: a finished one is not rerun); the table of all
-recoveries is WORKDIR/coverage.csv, the summary WORKDIR/coverage.md.
+recoveries is WORKDIR/coverage.csv, the summary WORKDIR/coverage.md.  ``--record CSV`` (e.g. a file
+under benchmarks/pipeline/, committed) keeps the finished recoveries across machines: rows of the
+same point, twin seed, config and calibration code version are taken from it instead of rerun,
+and every newly finished recovery is added to it.
 """
 from __future__ import annotations
 
@@ -104,6 +107,20 @@ def run_one(workdir: Path, cfg: dict, cores: int) -> tuple[Path, float]:
     return out, time.perf_counter() - t0
 
 
+def code_version() -> str:
+    """The calibration code's version (git commit of src/epcal, '.dirty' for an edited tree)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from epcal import code_version as cv
+
+    return cv()
+
+
+def config_hash(cfg: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def summarize(rows: pd.DataFrame) -> str:
     lines = ["| parameter | n | bias (mean x_hat - x) | its s.e. | within 1 sigma | within 2 sigma | bounds |",
              "|---|---|---|---|---|---|---|"]
@@ -130,6 +147,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--jobs", type=int, default=2, help="recoveries run at once (one core each)")
     ap.add_argument("--summary", action="store_true", help="only summarize the finished recoveries")
+    ap.add_argument("--record", default=None, help="CSV of finished recoveries kept across machines (read, extended)")
     a = ap.parse_args(argv)
     base = yaml.safe_load(Path(a.config).read_text())
     if len(base["l"]) != 1:
@@ -140,10 +158,18 @@ def main(argv=None) -> int:
     (work / "points.json").write_text(json.dumps(pts, indent=1))
     t0 = time.perf_counter()
     walls = {}
+    version = code_version()
+    cfg_hash = config_hash(base)
+    recorded = pd.read_csv(a.record) if a.record and Path(a.record).exists() else pd.DataFrame()
+    done = {}
+    for _, r in recorded.iterrows():
+        if r.get("code_version") == version and r.get("config_hash") == cfg_hash:
+            done[int(r["index"])] = r
+    todo = [p for p in pts if not (p["index"] in done and int(done[p["index"]]["twin_seed"]) == p["twin_seed"])]
     if not a.summary:
         with cf.ThreadPoolExecutor(max_workers=a.jobs) as pool:
             futs = {pool.submit(run_one, work / f"twin_{p['index']:02d}", twin_config(base, p, base["l"][0]), 1): p
-                    for p in pts}
+                    for p in todo}
             for f in cf.as_completed(futs):
                 p = futs[f]
                 try:
@@ -156,12 +182,19 @@ def main(argv=None) -> int:
     for p in pts:
         f = work / f"twin_{p['index']:02d}/results/calibration/optimum.parquet"
         if not f.exists():
+            if p["index"] in done and int(done[p["index"]]["twin_seed"]) == p["twin_seed"]:
+                rows.append(done[p["index"]].to_dict())
             continue
         o = pd.read_parquet(f).iloc[0]
         rows.append({**p, **{c: o[c] for c in o.index if c.endswith(("_hat", "_err", "_err_epm", "_err_ref",
-                                                                         "_status")) or c in ("L_stat",)}})
+                                                                         "_status")) or c in ("L_stat",)},
+                     "code_version": version, "config_hash": cfg_hash})
     df = pd.DataFrame(rows)
     df.to_csv(work / "coverage.csv", index=False)
+    if a.record:
+        keep = recorded[~((recorded.get("code_version") == version) & (recorded.get("config_hash") == cfg_hash))] \
+            if len(recorded) else recorded
+        pd.concat([keep, df], ignore_index=True).to_csv(a.record, index=False)
     text = (f"{len(df)} of {len(pts)} twin recoveries, config {a.config}, point seed {a.seed}, "
             f"wall {time.perf_counter() - t0:.0f} s\n\n" + summarize(df))
     (work / "coverage.md").write_text(text + "\n")
