@@ -108,11 +108,16 @@ def run_one(workdir: Path, cfg: dict, cores: int) -> tuple[Path, float]:
 
 
 def code_version() -> str:
-    """The calibration code's version (git commit of src/epcal, '.dirty' for an edited tree)."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from epcal import code_version as cv
+    """A hash of the code a recovery runs: src/epcal, the Snakefile and the rules."""
+    import hashlib
 
-    return cv()
+    h = hashlib.sha256()
+    files = sorted((ROOT / "src" / "epcal").rglob("*.py")) + [ROOT / "Snakefile"] \
+        + sorted((ROOT / "workflow").rglob("*.smk")) + sorted((ROOT / "workflow" / "schemas").glob("*.yaml"))
+    for f in files:
+        h.update(f.relative_to(ROOT).as_posix().encode())
+        h.update(f.read_bytes())
+    return "src-" + h.hexdigest()[:12]
 
 
 def config_hash(cfg: dict) -> str:
