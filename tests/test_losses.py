@@ -324,3 +324,13 @@ def test_scaled_macro_loss_matches_scaling_the_table(tmp_path):
         # bin edge (scaled increments are multiples of s*G*dgamma): a few values out of thousands
         for k in ("L_sigma", "L_drop", "L_incr", "L_macro"):
             assert fast[k] == pytest.approx(full[k], abs=0.005), (s, k)
+
+
+def test_reference_sample_draws_do_not_depend_on_the_probe_rows():
+    """The macro stage (no probe rows) and the meso stage resample the same samples in each row."""
+    macro = pd.DataFrame({"replica": np.arange(6)})
+    probe = pd.DataFrame({"replica": np.repeat(np.arange(6), 3), "state": ["quench", "stationary", "stationary"] * 6,
+                          "gamma_ext": [0.0, 1.0, 2.0] * 6})
+    with_probe = Lo.ReferenceUnits(macro, probe).weights(7, 50)["sample"]
+    without = Lo.ReferenceUnits(macro, probe.iloc[:0]).weights(7, 50)["sample"]
+    assert np.array_equal(with_probe, without)

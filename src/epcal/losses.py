@@ -320,15 +320,17 @@ class ReferenceUnits:
 
     def weights(self, seed: int, n_boot: int) -> dict[str, np.ndarray]:
         """{"sample": (n_boot, S), "unit": (n_boot, U)}: one two-level draw per row (seeded)."""
-        rng = np.random.default_rng(seed)
+        # two streams: the sample draws do not depend on which probed states the tables have (a
+        # stage that reads no probe rows sees the same resampled samples as one that does)
+        rng_s, rng_u = (np.random.default_rng([int(seed), i]) for i in (0, 1))
         S, U = len(self.samples), len(self.units)
         Vs, Vu = np.zeros((n_boot, S)), np.zeros((n_boot, U))
         per_sample = [[u for s_, u in self._groups if s_ == s] for s in range(S)]
         for b in range(n_boot):
-            for s in rng.integers(0, S, size=S):
+            for s in rng_s.integers(0, S, size=S):
                 Vs[b, s] += 1.0
                 for u in per_sample[s]:
-                    np.add.at(Vu[b], u[rng.integers(0, u.size, size=u.size)], 1.0)
+                    np.add.at(Vu[b], u[rng_u.integers(0, u.size, size=u.size)], 1.0)
         return {"sample": Vs, "unit": Vu}
 
 
