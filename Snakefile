@@ -38,6 +38,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/emergent.smk"
 include: "workflow/rules/variants.smk"
 include: "workflow/rules/slip_systems.smk"
+include: "workflow/profiles/slurm/preflight.smk"  # --executor slurm: start-up checks
 
 if config["emergent"]["enabled"]:
     FIGURES.append(f"results/figures/fig5.{FIG_EXT}")

@@ -15,6 +15,8 @@ import shlex
 from snakemake.utils import validate
 
 validate(config["reference"]["atomistic"], "../schemas/atomistic.schema.yaml")
+
+include: "../profiles/slurm/preflight.smk"  # --executor slurm: start-up checks (also when run standalone)
 ATOM = config["reference"]["atomistic"]
 ATOM_OUT = ATOM.get("outdir", "results/reference/atomistic")
 ATOM_REPLICAS = list(ATOM.get("replicas", range(ATOM["n_samples"])))
