@@ -55,7 +55,9 @@ wildcard_constraints:
     v=r"[A-I]",
     N=r"[0-9]+",
 
-localrules: all, reference_check, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, variants
+# on a cluster these run on the submit host: small tables and plotting only (the reference check and the
+# figure data tables, which read the reference and the run ensembles, are cluster jobs)
+localrules: all, select, collect_meso, fit, optimum_table, fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, variants
 
 
 rule all:

@@ -1,11 +1,15 @@
 """Figures of the paper (2 to 10) from tables only; each returns its data as a tidy table.
 
+Figs. 2, 4, 5, 8 and 9 read run ensembles and the reference: their tables come from
+``figure_data`` (cluster jobs in the pipeline) and ``plot_figN(data, out, cfg)`` draws them.
+
 Colours as in the paper: reference (atomistic or twin) in blue, EPM in red.
 Data tables have the columns ``panel, series, state, quantity, x, y`` (and
 ``yerr`` where error bars are drawn) so that every plotted point is recoverable.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -15,13 +19,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .losses import MACRO_OBS, Reference, macro_observables, reference_bins  # noqa: E402
-from .schema import DELTA_GAMMA, GAMMA_STATIONARY  # noqa: E402
+from . import figure_data  # noqa: E402
+from .atomicio import atomic_path  # noqa: E402
+from .figure_data import LOCAL, _alpha_eq, _read_many, _rows  # noqa: E402
+from .losses import MACRO_OBS  # noqa: E402
 
 LABELS = {"sigma": r"$\Sigma_{xy}^{ext}$", "drop": r"$\delta\Sigma_{xy}^{ext}$", "incr": r"$\Delta\Sigma_{xy}^{ext}$",
           "sigma_vm": r"$\tilde\Sigma_{vm}$", "tau_i": r"$\bar\tau^i$", "tau_c": r"$\bar\tau^c$",
           "delta_tau_c": r"$\Delta\bar\tau^c$", "drop_tau_c": r"$\delta\bar\tau^c$"}
-LOCAL = ("sigma_vm", "tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
+STYLES = {"quench": "--", "stationary": "-"}
 
 
 def _colors(cfg):
@@ -29,25 +35,17 @@ def _colors(cfg):
     return c.get("reference", "tab:blue"), c.get("epm", "tab:red")
 
 
+def _series_colors(cfg):
+    cr, ce = _colors(cfg)
+    return (("reference", cr), ("epm", ce))
+
+
 def _save(fig, out, cfg):
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure atomically (format from the file name's suffix)."""
     fig.tight_layout()
-    fig.savefig(out, dpi=int(cfg.get("dpi", 150)), bbox_inches="tight")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=Path(out).suffix.lstrip(".") or None, dpi=int(cfg.get("dpi", 150)), bbox_inches="tight")
     plt.close(fig)
-
-
-def _rows(records):
-    df = pd.DataFrame.from_records(records)
-    for c in ("panel", "series", "state", "quantity", "x", "y", "yerr"):
-        if c not in df:
-            df[c] = np.nan if c in ("x", "y", "yerr") else ""
-    return df[["panel", "series", "state", "quantity", "x", "y", "yerr"]]
-
-
-def _read_many(paths, columns=None, filters=None):
-    if not paths:
-        return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p, columns=columns, filters=filters) for p in paths], ignore_index=True)
 
 
 def _pick(inputs, stem):
@@ -57,59 +55,41 @@ def _pick(inputs, stem):
     raise ValueError(f"figure: input '{stem}*' missing among {inputs}")
 
 
-def _pdf(x, edges):
-    h, _ = np.histogram(x, edges, density=True)
-    return 0.5 * (edges[1:] + edges[:-1]), h
+def _sel(data, **eq):
+    """Rows of a figure data table with the given column values, in table order."""
+    m = np.ones(len(data), bool)
+    for k, v in eq.items():
+        m &= (data[k] == v).to_numpy()
+    return data[m]
 
 
-def _common_edges(a, b, nbins):
-    lo = np.nanpercentile(np.r_[a, b], 0.2)
-    hi = np.nanpercentile(np.r_[a, b], 99.8)
-    if not hi > lo:
-        hi = lo + 1.0
-    return np.linspace(lo, hi, nbins + 1)
+def _draw_from_tables(name, out, inputs, ref, cfg):
+    """Figs. 2, 4, 5, 8, 9 from the ensemble and reference tables: figure_data's table, then its plot."""
+    data = figure_data.DATA[name](inputs, ref, cfg)
+    PLOTS[name](data, out, cfg)
+    return data
 
 
 # ------------------------------------------------------------------------------ Fig. 2
-def fig2(out, inputs, ref, cfg):
-    """(a) one stress-strain curve; (b-d) PDFs of Sigma_xy^ext, drops and increments (gamma > 0.5)."""
-    R = Reference.from_dir(ref)
-    ep = _read_many([p for p in inputs if "macro" in Path(p).name])
-    cr, ce = _colors(cfg)
-    rec = []
+def plot_fig2(data, out, cfg):
+    """Fig. 2 from its data table: (a) one stress-strain curve; (b-d) PDFs of Sigma_xy^ext, drops, increments."""
     fig, ax = plt.subplots(1, 4, figsize=(16, 3.6))
-    for df, name, col in ((R.macro, "reference", cr), (ep, "epm", ce)):
-        r0 = df["replica"].min()
-        d = df[df["replica"] == r0].sort_values("step")
-        # the curve: each record contributes (gamma, before) then (gamma, after)
-        g = np.repeat(d["gamma_ext"].to_numpy(), 2)
-        s = np.column_stack([d["sigma_before"], d["sigma_after"]]).ravel()
-        ax[0].plot(g, s, color=col, lw=0.6, label=name)
-        rec += [dict(panel="a", series=name, quantity="sigma", x=x, y=y) for x, y in zip(g, s)]
+    for ser, col in _series_colors(cfg):
+        d = _sel(data, panel="a", series=ser)
+        ax[0].plot(d["x"], d["y"], color=col, lw=0.6, label=ser)
     ax[0].set_xlabel(r"$\gamma^{ext}$")
     ax[0].set_ylabel(LABELS["sigma"])
     ax[0].legend(frameon=False)
-    o_ref = macro_observables(R.macro, GAMMA_STATIONARY, R.delta_gamma)
-    o_ep = macro_observables(ep, GAMMA_STATIONARY, DELTA_GAMMA)
     for j, name in enumerate(MACRO_OBS):
-        a, b = o_ref.values[name], o_ep.values[name]
-        q = R.shear_modulus * R.delta_gamma if name == "incr" else None
-        bins = reference_bins(a, 2000, q)
-        lo = min(bins.index(a).min(), bins.index(b).min()) if b.size else bins.index(a).min()
-        hi = max(bins.index(a).max(), bins.index(b).max()) if b.size else bins.index(a).max()
-        edges = bins.edges(lo, hi)
-        for x, col, ser in ((a, cr, "reference"), (b, ce, "epm")):
-            if not x.size:
-                continue
-            c, h = _pdf(x, edges)
-            ax[j + 1].step(c, h, where="mid", color=col, label=ser)
-            rec += [dict(panel="bcd"[j], series=ser, quantity=name, x=xx, y=yy) for xx, yy in zip(c, h)]
+        for ser, col in _series_colors(cfg):
+            d = _sel(data, panel="bcd"[j], series=ser)
+            if len(d):
+                ax[j + 1].step(d["x"], d["y"], where="mid", color=col, label=ser)
         ax[j + 1].set_xlabel(LABELS[name])
         ax[j + 1].set_ylabel("PDF")
         if name != "sigma":
             ax[j + 1].set_yscale("log")
     _save(fig, out, cfg)
-    return _rows(rec)
 
 
 # ------------------------------------------------------------------------------ Fig. 3
@@ -171,102 +151,61 @@ def fig3(out, inputs, ref, cfg):
 
 
 # ------------------------------------------------------------------------------ Fig. 5
-def fig5(out, inputs, ref, cfg):
-    """Emergent properties at the optimum (section 5): (a) r(dgamma) of Eq. (10); (b) finite-size
-    scaling of std(Sigma_ext) with a power-law fit; (c) <delta tau_c> vs <tau_c> at R ~ 30 per
-    orientation (quench, stationary); (d) Bauschinger test: reload forward and in reverse after
-    unloading from the stationary state (the reference's when its directory has bauschinger.parquet)."""
-    from .observables import macro_summary, rms_deviation
-    from .simulate import loading_curve
+def _alpha_of(quantity: pd.Series) -> pd.DataFrame:
+    """The orientation of Fig. 5c rows (quantity 'alpha=<deg>') as an 'alpha' column."""
+    return pd.DataFrame({"alpha": quantity.str.slice(len("alpha=")).astype(float).to_numpy()})
 
-    R = Reference.from_dir(ref)
-    cr, ce = _colors(cfg)
-    ep_macro = _read_many([p for p in inputs if Path(p).name.startswith("macro")])
-    ep_probe = _read_many([p for p in inputs if Path(p).name.startswith("probe")],
-                          columns=["state", "replica", "R", "alpha", "tau_c", "drop_tau_c"])
-    sizes = _read_many([p for p in inputs if Path(p).name.startswith("size")])
-    bau = _read_many([p for p in inputs if Path(p).name.startswith("bauschinger")])
-    windows = [float(w) for w in cfg.get("rms_windows", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1])]
-    rec = []
+
+def plot_fig5(data, out, cfg):
+    """Fig. 5 from its data table: (a) r(dgamma) and std(Sigma_ext); (b) finite-size scaling with its
+    power-law fit; (c) <delta tau_c> vs <tau_c> per orientation; (d) Bauschinger reloads."""
+    (_, cr), (_, ce) = _series_colors(cfg)
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
-    # (a) r(dgamma), saturating at std(Sigma_ext)
-    for df, ser, col in ((R.macro, "reference", cr), (ep_macro, "epm", ce)):
-        if df.empty:
+    for ser, col in _series_colors(cfg):
+        r = _sel(data, panel="a", series=ser, quantity="r")
+        if r.empty:
             continue
-        r = rms_deviation(df, windows)
-        ax[0].errorbar(r["dgamma"], r["r"], yerr=r["r_sem"], fmt="o-", ms=3, color=col, label=ser)
-        sd = float(np.mean([macro_summary(g)["sigma_std"] for _, g in df.groupby("replica")]))
-        ax[0].axhline(sd, color=col, ls=":", lw=0.8)
-        rec += [dict(panel="a", series=ser, quantity="r", x=x, y=y, yerr=e)
-                for x, y, e in zip(r["dgamma"], r["r"], r["r_sem"])]
-        rec.append(dict(panel="a", series=ser, quantity="sigma_std", x=np.nan, y=sd))
+        ax[0].errorbar(r["x"], r["y"], yerr=r["yerr"], fmt="o-", ms=3, color=col, label=ser)
+        ax[0].axhline(float(_sel(data, panel="a", series=ser, quantity="sigma_std")["y"].iloc[0]), color=col, ls=":", lw=0.8)
     ax[0].set(xscale="log", yscale="log", xlabel=r"$\Delta\gamma^{ext}$", ylabel=r"$r(\Delta\gamma^{ext})$")
     ax[0].legend(frameon=False, fontsize=7)
-    # (b) finite-size scaling
-    if not sizes.empty:
-        g = sizes.groupby("domain_length")["sigma_std"]
-        x, y = g.mean().index.to_numpy(float), g.mean().to_numpy()
-        e = (g.std(ddof=1) / np.sqrt(g.count())).fillna(0.0).to_numpy()
-        ax[1].errorbar(x, y, yerr=e, fmt="o", ms=4, color=ce, label="epm")
-        rec += [dict(panel="b", series="epm", quantity="sigma_std", x=a, y=b, yerr=c) for a, b, c in zip(x, y, e)]
+    e = _sel(data, panel="b", series="epm", quantity="sigma_std")
+    if not e.empty:
+        x, y = e["x"].to_numpy(float), e["y"].to_numpy(float)
+        ax[1].errorbar(x, y, yerr=e["yerr"], fmt="o", ms=4, color=ce, label="epm")
         if len(x) > 1:
             slope, icpt = np.polyfit(np.log(x), np.log(y), 1)
             xx = np.geomspace(x.min(), x.max(), 20)
             ax[1].plot(xx, np.exp(icpt) * xx**slope, "-", color=ce, lw=0.8, label=f"$L^{{{slope:.2f}}}$ (paper: $L^{{-0.94}}$)")
-            rec.append(dict(panel="b", series="epm", quantity="exponent", x=np.nan, y=slope))
-    Lref = float(R.meta.get("domain_length", np.nan))
-    sd_ref = [macro_summary(g)["sigma_std"] for _, g in R.macro.groupby("replica")]
-    ax[1].errorbar([Lref], [np.mean(sd_ref)], yerr=[np.std(sd_ref, ddof=1) / np.sqrt(len(sd_ref)) if len(sd_ref) > 1 else 0],
-                   fmt="s", color=cr, label="reference")
-    rec.append(dict(panel="b", series="reference", quantity="sigma_std", x=Lref, y=float(np.mean(sd_ref))))
+    r = _sel(data, panel="b", series="reference", quantity="sigma_std")
+    ax[1].errorbar(r["x"], r["y"], yerr=r["yerr"], fmt="s", color=cr, label="reference")
     ax[1].set(xscale="log", yscale="log", xlabel="domain length L", ylabel=r"std($\Sigma_{xy}^{ext}$)")
     ax[1].legend(frameon=False, fontsize=7)
-    # (c) <drop> vs <tau_c> per orientation at R ~ 30
-    for df, ser, col in ((R.probe, "reference", cr), (ep_probe, "epm", ce)):
-        if df.empty:
-            continue
+    for ser, col in _series_colors(cfg):
         for state, mk in (("quench", "s"), ("stationary", "o")):
-            d = df[df["state"].astype(str) == state]
+            d = _sel(data, panel="c", series=ser, state=state)
             if d.empty:
                 continue
-            d = d[np.isclose(d["R"], _nearest_R(d))]
-            m = d.groupby("alpha")[["tau_c", "drop_tau_c"]].mean()
-            ax[2].plot(m["tau_c"], m["drop_tau_c"], mk, ms=4, color=col, mfc="none" if state == "quench" else col,
+            ax[2].plot(d["x"], d["y"], mk, ms=4, color=col, mfc="none" if state == "quench" else col,
                        label=f"{ser} {state}")
-            for a_deg, (xv, yv) in zip(m.index, m.to_numpy()):
-                rec.append(dict(panel="c", series=ser, state=state, quantity=f"alpha={a_deg:g}", x=xv, y=yv))
             for a_deg, tag in ((0.0, "+"), (90.0, "-")):
-                sel = _alpha_eq(m.reset_index(), a_deg)
-                if sel.any() and state == "stationary":
-                    row = m.reset_index()[sel].iloc[0]
-                    ax[2].annotate(tag, (row["tau_c"], row["drop_tau_c"]), fontsize=9, color=col)
+                at = _alpha_eq(_alpha_of(d["quantity"]), a_deg)
+                if at.any() and state == "stationary":
+                    row = d[at].iloc[0]
+                    ax[2].annotate(tag, (row["x"], row["y"]), fontsize=9, color=col)
     ax[2].set(xlabel=r"$\langle\bar\tau^c\rangle$ (R~30)", ylabel=r"$\langle\delta\bar\tau^c\rangle$")
     ax[2].legend(frameon=False, fontsize=7)
-    # (d) Bauschinger test
-    if not bau.empty:
-        strain = float(bau["gamma_load"].max())
-        grid = np.linspace(0.0, strain, 101)
-        for branch, ls, lab in (("forward", "-", r"reload $\alpha^{ext}=0°$"), ("reverse", "--", r"reverse $\alpha^{ext}=90°$")):
-            y = loading_curve(bau, branch, grid)
-            ax[3].plot(grid, y, ls, color=ce, label=lab)
-            rec += [dict(panel="d", series="epm", state=branch, quantity="sigma_load", x=a, y=b) for a, b in zip(grid, y)]
-    ref_bau = Path(ref) / "bauschinger.parquet"
-    if ref_bau.exists():  # optional reference table (atomistic reload test)
-        from .reference.bauschinger import loading_curve as ref_loading_curve
-
-        rb = pd.read_parquet(ref_bau)
-        strain = float(rb[rb["branch"] != "unload"]["gamma_load"].max())
-        grid = np.linspace(0.0, strain, 101)
-        for branch, ls in (("forward", "-"), ("reverse", "--")):
-            if (rb["branch"] == branch).any():
-                y = ref_loading_curve(rb, branch, grid)
-                ax[3].plot(grid, y, ls, color=cr, label=f"reference {branch}")
-                rec += [dict(panel="d", series="reference", state=branch, quantity="sigma_load", x=a, y=b)
-                        for a, b in zip(grid, y)]
+    for branch, ls, lab in (("forward", "-", r"reload $\alpha^{ext}=0°$"), ("reverse", "--", r"reverse $\alpha^{ext}=90°$")):
+        d = _sel(data, panel="d", series="epm", state=branch)
+        if len(d):
+            ax[3].plot(d["x"], d["y"], ls, color=ce, label=lab)
+    for branch, ls in (("forward", "-"), ("reverse", "--")):
+        d = _sel(data, panel="d", series="reference", state=branch)
+        if len(d):
+            ax[3].plot(d["x"], d["y"], ls, color=cr, label=f"reference {branch}")
     ax[3].set(xlabel=r"$\gamma$ since unloading", ylabel=r"$M(\alpha^{ext}):\Sigma^{ext}$")
     ax[3].legend(frameon=False, fontsize=7)
     _save(fig, out, cfg)
-    return _rows(rec)
 
 
 # ------------------------------------------------------------------------------ Fig. 7
@@ -357,120 +296,58 @@ def fig10(out, inputs, ref, cfg):
 
 
 # ------------------------------------------------------------------------------ local statistics
-def _local_tables(inputs, ref):
-    R = Reference.from_dir(ref)
-    ep = _read_many([p for p in inputs if "probe" in Path(p).name],
-                    columns=["state", "replica", "R", "alpha", *LOCAL])
-    return R.probe, ep
-
-
-def _nearest_R(df, R0=30.0):
-    u = np.unique(df["R"].to_numpy(float))
-    return float(u[np.argmin(np.abs(u - R0))])
-
-
-def _alpha_eq(df, a):
-    x = np.mod(df["alpha"].to_numpy(float) - a + 90.0, 180.0) - 90.0
-    return np.abs(x) < 1e-6
-
-
-def _stats_fig(out, inputs, ref, cfg, stat: str):
-    """Fig. 4 (stat='mean', with PDFs) or Fig. 8 (stat='std'): vs R at alpha = 0, vs alpha at R ~ 30."""
-    ref_p, ep_p = _local_tables(inputs, ref)
-    cr, ce = _colors(cfg)
+def _plot_stats(data, out, cfg, stat: str):
+    """Fig. 4 (stat='mean', with PDFs) or Fig. 8 (stat='std') from its data table: per local quantity,
+    vs R at alpha = 0 and vs alpha at R ~ 30, quench dashed, stationary solid."""
     with_pdf = stat == "mean"
     ncol = 3 if with_pdf else 2
     fig, ax = plt.subplots(len(LOCAL), ncol, figsize=(4.2 * ncol, 2.6 * len(LOCAL)), squeeze=False)
-    rec = []
-    styles = {"quench": "--", "stationary": "-"}
-    nb = int(cfg.get("bins", 60))
-    # PDF bins: common to both models and both states, from the rows plotted (R ~ 30, alpha = 0)
-    pdf_edges = {}
-    for q in LOCAL:
-        vals = []
-        for df in (ref_p, ep_p):
-            for state in styles:
-                d = df[df["state"].astype(str) == state] if not df.empty else df
-                if not d.empty:
-                    d = d[_alpha_eq(d, 0.0)]
-                    vals.append(d[np.isclose(d["R"], _nearest_R(d))][q].to_numpy())
-        v = np.concatenate(vals) if vals else np.zeros(1)
-        pdf_edges[q] = _common_edges(v, v, nb)
     for i, q in enumerate(LOCAL):
-        for df, ser, col in ((ref_p, "reference", cr), (ep_p, "epm", ce)):
-            if df.empty:
-                continue
-            for state, ls in styles.items():
-                d = df[df["state"].astype(str) == state]
-                if d.empty:
+        for ser, col in _series_colors(cfg):
+            for state, ls in STYLES.items():
+                if _sel(data, series=ser, state=state).empty:
                     continue
-                R30 = _nearest_R(d)
-                d0 = d[_alpha_eq(d, 0.0)]
                 c = 0
                 if with_pdf:
-                    x = d0[np.isclose(d0["R"], R30)][q].to_numpy()
-                    edges = pdf_edges[q]
-                    cc, h = _pdf(x, edges)
-                    ax[i, 0].plot(cc, h, ls, color=col, label=f"{ser} {state}")
-                    rec += [dict(panel=f"pdf_{q}", series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(cc, h)]
+                    d = _sel(data, panel=f"pdf_{q}", series=ser, state=state)
+                    R30 = float(_sel(data, panel="R_nearest", series=ser, state=state)["y"].iloc[0])
+                    ax[i, 0].plot(d["x"], d["y"], ls, color=col, label=f"{ser} {state}")
                     ax[i, 0].set(xlabel=LABELS[q] + f" (R~{R30:.0f}, α=0)", ylabel="PDF")
                     c = 1
-                g = d0.groupby("R")[q].agg(stat)
-                ax[i, c].plot(g.index, g.values, ls + "o", ms=3, color=col)
-                rec += [dict(panel=f"{stat}_vs_R_{q}", series=ser, state=state, quantity=q, x=a, y=b)
-                        for a, b in zip(g.index, g.values)]
-                ax[i, c].set(xlabel="R", ylabel=f"{stat} " + LABELS[q])
-                dR = d[np.isclose(d["R"], R30)]
-                g = dR.groupby("alpha")[q].agg(stat)
-                ax[i, c + 1].plot(g.index, g.values, ls + "o", ms=3, color=col)
-                rec += [dict(panel=f"{stat}_vs_alpha_{q}", series=ser, state=state, quantity=q, x=a, y=b)
-                        for a, b in zip(g.index, g.values)]
-                ax[i, c + 1].set(xlabel=r"$\alpha$ (deg)", ylabel=f"{stat} " + LABELS[q])
-    ax[0, 0].legend(frameon=False, fontsize=7)
+                for k, (by, xlabel) in enumerate((("R", "R"), ("alpha", r"$\alpha$ (deg)"))):
+                    d = _sel(data, panel=f"{stat}_vs_{by}_{q}", series=ser, state=state)
+                    ax[i, c + k].plot(d["x"], d["y"], ls + "o", ms=3, color=col)
+                    ax[i, c + k].set(xlabel=xlabel, ylabel=f"{stat} " + LABELS[q])
+    if with_pdf:  # the PDF curves carry the labels
+        ax[0, 0].legend(frameon=False, fontsize=7)
     _save(fig, out, cfg)
-    return _rows(rec)
 
 
-def fig4(out, inputs, ref, cfg):
-    return _stats_fig(out, inputs, ref, cfg, "mean")
+def plot_fig4(data, out, cfg):
+    _plot_stats(data, out, cfg, "mean")
 
 
-def fig8(out, inputs, ref, cfg):
-    return _stats_fig(out, inputs, ref, cfg, "std")
+def plot_fig8(data, out, cfg):
+    _plot_stats(data, out, cfg, "std")
 
 
-def fig9(out, inputs, ref, cfg):
-    """Backward (alpha = 90) PDFs at R ~ 30 of tau_c, delta_tau_c and drop_tau_c, quench and stationary."""
-    ref_p, ep_p = _local_tables(inputs, ref)
-    cr, ce = _colors(cfg)
-    nb = int(cfg.get("bins", 60))
-    qs = ("tau_c", "delta_tau_c", "drop_tau_c")
+def plot_fig9(data, out, cfg):
+    """Fig. 9 from its data table: backward (alpha = 90) PDFs at R ~ 30 of tau_c, delta_tau_c, drop_tau_c."""
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    rec = []
-    for j, q in enumerate(qs):
-        for state, ls in (("quench", "--"), ("stationary", "-")):
-            parts = {}
-            for df, ser in ((ref_p, "reference"), (ep_p, "epm")):
-                d = df[(df["state"].astype(str) == state)] if not df.empty else df
-                if d.empty:
-                    continue
-                d = d[_alpha_eq(d, 90.0)]
-                if d.empty:
-                    continue
-                parts[ser] = d[np.isclose(d["R"], _nearest_R(d))][q].to_numpy()
-            if not parts:
-                continue
-            allv = np.concatenate(list(parts.values()))
-            edges = _common_edges(allv, allv, nb)
-            for ser, x in parts.items():
-                c, h = _pdf(x, edges)
-                ax[j].plot(c, h, ls, color=cr if ser == "reference" else ce, label=f"{ser} {state}")
-                rec += [dict(panel="abc"[j], series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(c, h)]
+    for j, q in enumerate(("tau_c", "delta_tau_c", "drop_tau_c")):
+        for state, ls in STYLES.items():
+            for ser, col in _series_colors(cfg):
+                d = _sel(data, panel="abc"[j], series=ser, state=state)
+                if len(d):
+                    ax[j].plot(d["x"], d["y"], ls, color=col, label=f"{ser} {state}")
         ax[j].set(xlabel=LABELS[q] + r" ($\alpha$=90°, R~30)", ylabel="PDF")
     ax[0].legend(frameon=False, fontsize=7)
     _save(fig, out, cfg)
-    return _rows(rec)
 
 
-FIGURES = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig7": fig7, "fig8": fig8, "fig9": fig9,
-           "fig10": fig10}
+# figures drawn from a data table of figure_data (in the pipeline: a cluster job makes the table)
+PLOTS = {"fig2": plot_fig2, "fig4": plot_fig4, "fig5": plot_fig5, "fig8": plot_fig8, "fig9": plot_fig9}
+
+# name -> draw(out, inputs, ref, cfg), returning the figure's data table
+FIGURES = {"fig3": fig3, "fig6": fig6, "fig7": fig7, "fig10": fig10,
+           **{name: partial(_draw_from_tables, name) for name in PLOTS}}

@@ -1,8 +1,9 @@
 # Emergent properties at the optimum (paper section 5, Fig. 5), at the figure's l:
 #   emergent_size (one job per lattice size L_EP) -> finite-size scaling of std(Sigma_ext)
 #   emergent_bauschinger                         -> unload from the stationary state, reload both senses
-#   fig5: r(dgamma) from the optimum ensemble's stress-strain curves, the two tables above and
-#         <delta tau_c> vs <tau_c> from the optimum ensemble's probe tables, against the reference.
+#   fig5_data (cluster job): r(dgamma) from the optimum ensemble's stress-strain curves, the two
+#         tables above and <delta tau_c> vs <tau_c> from its probe tables, against the reference;
+#   fig5 (local): draws that table.
 # Only the `emergent` config slice (plus seed and model) reaches these jobs.
 
 EMERGENT = config["emergent"]
@@ -75,20 +76,43 @@ def ref_bauschinger():
     return [str(f)] if f.exists() else []
 
 
-rule fig5:
+rule fig5_data:
+    """Fig. 5's data table from the optimum ensemble, the emergent tables and the reference (cluster job)."""
     input:
         tables=optimum_batches("macro") + optimum_batches("probe") + emergent_tables(),
         ref=ref_files() + ref_bauschinger(),
-        code=code("figures", "observables", "simulate"),
+        code=code("figure_data", "losses", "observables", "simulate"),
     output:
-        fig=report(f"results/figures/fig5.{FIG_EXT}", caption="../report/fig5.rst", category="Emergent properties"),
-        data="results/figures/fig5.parquet",
+        "results/figures/fig5.parquet",
     params:
-        cfg=lambda w: as_json({**config["figures"], "l": float(figure_l()), "rms_windows": EMERGENT["rms_windows"]}),
+        cfg=lambda w: as_json({"rms_windows": EMERGENT["rms_windows"]}),
         ref=ref_dir(),
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=fig_data_mem,
+        runtime=30,
+    log:
+        log_of("figures/fig5_data"),
+    benchmark:
+        bench_of("figures/fig5_data")
+    conda:
+        "../../envs/epcal.yaml"
+    shell:
+        "{EPCAL} figure-data fig5 --inputs {input.tables} --ref {params.ref} --cfg {params.cfg:q} --out {output} 2> {log}"
+
+
+rule fig5:
+    """Draw Fig. 5 from its data table (local)."""
+    input:
+        data="results/figures/fig5.parquet",
+        code=code("figures"),
+    output:
+        fig=report(f"results/figures/fig5.{FIG_EXT}", caption="../report/fig5.rst", category="Emergent properties"),
+    params:
+        cfg=fig_cfg,
+    threads: 1
+    resources:
+        mem_mb=1000,
         runtime=10,
     log:
         log_of("figures/fig5"),
@@ -97,5 +121,4 @@ rule fig5:
     conda:
         "../../envs/epcal.yaml"
     shell:
-        "{EPCAL} figure fig5 --inputs {input.tables} --ref {params.ref} --cfg {params.cfg:q} "
-        "--out {output.fig} --data {output.data} 2> {log}"
+        "{EPCAL} figure-plot fig5 --data {input.data} --cfg {params.cfg:q} --out {output.fig} 2> {log}"

@@ -257,6 +257,41 @@ def cmd_figure(a):
     _write(data, a.data, f"figure-{a.name}", cfg)
 
 
+def cmd_figure_data(a):
+    from epcal import figure_data
+
+    cfg = _cfg(a.cfg)
+    fn = figure_data.DATA.get(a.name)
+    if fn is None:
+        raise ValueError(f"figure-data {a.name!r}: expected one of {sorted(figure_data.DATA)}")
+    _write(fn(a.inputs, a.ref, cfg), a.out, f"figure-data-{a.name}", cfg)
+
+
+def cmd_figure_plot(a):
+    import pandas as pd
+
+    from epcal import figures
+
+    fn = figures.PLOTS.get(a.name)
+    if fn is None:
+        raise ValueError(f"figure-plot {a.name!r}: expected one of {sorted(figures.PLOTS)}")
+    fn(pd.read_parquet(a.data), a.out, _cfg(a.cfg))
+    _log(f"wrote {a.out}")
+
+
+def _register_figure_tables(add) -> None:
+    """figure-data (the table of a figure that reads ensembles, a cluster job) and figure-plot (its drawing)."""
+    names = ", ".join(("fig2", "fig4", "fig5", "fig8", "fig9"))
+    p = add("figure-data", cmd_figure_data, "The data table of a figure that reads run ensembles and the "
+            "reference (cfg: bins, rms_windows); --out is the table")
+    p.add_argument("name", help=names)
+    p.add_argument("--ref", required=True, help="reference directory")
+    p.add_argument("--inputs", nargs="*", default=[], help="the optimum ensemble's (and Fig. 5: the emergent) tables")
+    p = add("figure-plot", cmd_figure_plot, "Draw a figure from its figure-data table (cfg: the figures slice)")
+    p.add_argument("name", help=names)
+    p.add_argument("--data", required=True, help="the figure-data table")
+
+
 # ----------------------------------------------------------------------------- registration
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name, func, help_, *, ref=False, cfg=True, out=True, threads=False):
@@ -334,6 +369,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="parquet file with the plotted data")
     p.add_argument("--ref", default=None, help="reference directory")
     p.add_argument("--inputs", nargs="*", default=[], help="input tables")
+    _register_figure_tables(add)
 
 
 if __name__ == "__main__":  # ``python -m epcal.cli.calibrate VERB ...`` (used by the conda rules)
