@@ -251,3 +251,21 @@ def test_code_change_reruns_the_rules_that_use_it(run_dir):
     _touch(src / "dynamics.py")
     c = job_counts(snake(run_dir, dry=True).stdout)
     assert c["sweep_macro"] == 5 and c["sweep_meso"] == 5 and c["reference_twin"] == 1
+
+
+def test_figure_verb_draws_from_the_ensemble_what_the_split_rules_drew(run_dir, tmp_path):
+    """`epcal figure fig4` (ensemble -> table -> plot in one process) gives the table the pipeline's
+    cluster-side fig4_data job wrote and the local fig4 rule drew."""
+    import json
+    import sys
+
+    probes = sorted(str(p) for p in (run_dir / "results/optimum/l6.6").glob("probe_b*.parquet"))
+    cfg = {"dpi": 60, "bins": 60, "l": 6.6}
+    r = subprocess.run([sys.executable, "-m", "epcal.cli.calibrate", "figure", "fig4", "--inputs", *probes,
+                        "--ref", str(run_dir / "results/reference/twin"), "--cfg", json.dumps(cfg),
+                        "--out", str(tmp_path / "fig4.png"), "--data", str(tmp_path / "fig4.parquet")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "fig4.parquet"),
+                                  pd.read_parquet(run_dir / "results/figures/fig4.parquet"), check_exact=True)
+    assert (tmp_path / "fig4.png").stat().st_size > 10_000

@@ -63,12 +63,16 @@ CFG = {
 }
 # rule -> (cores, MB, minutes) that Slurm must have recorded (stage resources above; kernel's own)
 EXPECTED = {
+    "reference_check": (1, 1000, 10),
     "kernel": (1, 1000, 10),
     "sweep_macro": (1, 700, 7),
     "sweep_meso": (THREADS, 600, 6),
     "optimum_ensemble": (1, 800, 8),
+    **{f"fig{n}_data": (1, 2000, 30) for n in (2, 4, 8, 9)},  # memory: max(2000, 4 x input size + 1000)
 }
-COUNTS = {"kernel": 1, "sweep_macro": 3, "sweep_meso": 3, "optimum_ensemble": 2}
+COUNTS = {"reference_check": 1, "kernel": 1, "sweep_macro": 3, "sweep_meso": 3, "optimum_ensemble": 2,
+          **{f"fig{n}_data": 1 for n in (2, 4, 8, 9)}}
+LOCAL_RULES = ("select", "collect_meso", "fit", "optimum_table", "fig2", "fig3", "fig4", "fig8", "fig9")
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
 
@@ -165,17 +169,34 @@ def test_cluster_jobs_went_through_sbatch_with_the_rules_resources(cluster, slur
         by_rule.setdefault(_rule_of(rec), []).append(rec)
     for rule, n in COUNTS.items():
         assert len(by_rule.get(rule, [])) == n, (rule, sorted(by_rule))
+    assert set(by_rule) == set(COUNTS), sorted(by_rule)
     for rule, recs in by_rule.items():
-        if rule not in EXPECTED:
-            continue
         cpus, mem, minutes = EXPECTED[rule]
         for rec in recs:
             assert (int(rec["NumCPUs"]), rec["MinMemoryNode"], _minutes(rec["TimeLimit"])) == (cpus, f"{mem}M", minutes), rec
-    # the small-table and plotting rules stayed on the submit host
-    for local in ("select", "collect_meso", "fit", "optimum_table", "fig2", "fig3", "fig4", "fig8", "fig9"):
-        assert local not in by_rule, local
     for f in ("calibration/optimum.parquet", "figures/fig2.png", "figures/fig4.png", "figures/fig9.png"):
         assert (slurm_run["dir"] / "results" / f).exists(), f
+
+
+def _local_jobs(log: str) -> dict[str, list[str]]:
+    """rule -> input files of every job Snakemake ran on the submit host ('localrule NAME:' blocks)."""
+    jobs: dict[str, list[str]] = {}
+    for m in re.finditer(r"(?m)^localrule (\w+):\n((?:    .*\n)+)", log):
+        inputs = re.search(r"(?m)^    input: (.*)$", m.group(2))
+        jobs.setdefault(m.group(1), []).extend(inputs.group(1).split(", ") if inputs else [])
+    return jobs
+
+
+def test_submit_host_reads_only_small_tables(slurm_run):
+    """Local jobs: the small-table and plotting rules, never a reader of the run ensembles or the reference."""
+    jobs = _local_jobs(slurm_run["log"])
+    assert set(jobs) == set(LOCAL_RULES) | {"all"}, sorted(jobs)
+    ref = str(ROOT / "resources" / "reference")
+    for rule, inputs in jobs.items():
+        for f in inputs:
+            assert not f.startswith(("results/optimum/", ref, "results/reference/")), (rule, f)
+            if not f.endswith(".py") and rule != "all":
+                assert (slurm_run["dir"] / f).stat().st_size < 200_000, (rule, f)
 
 
 def test_slurm_optimum_equals_the_local_run(slurm_run, local_run):
