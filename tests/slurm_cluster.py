@@ -29,6 +29,7 @@ BINARIES = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo", "mun
 CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# written by epcal tests/slurm_cluster.py"
 PARTITION = "epcal"
+SHORT_PARTITION, SHORT_MINUTES = "epcal_short", 5  # a second partition with a time limit
 
 
 class UnavailableError(RuntimeError):
@@ -82,7 +83,8 @@ def _sbin(name) -> str:
 
 
 class SlurmCluster:
-    """One node (this host), one partition ``epcal``, munge with a private key and socket."""
+    """One node (this host) in partitions ``epcal`` (no time limit) and ``epcal_short`` (5 min); munge
+    with a private key and socket."""
 
     def __init__(self, workdir: Path, min_job_age: int = 300):
         self.dir = Path(workdir)
@@ -91,6 +93,7 @@ class SlurmCluster:
         self.cpus = os.cpu_count() or 1
         self.memory_mb = node_memory_mb()
         self.partition = PARTITION
+        self.short_partition = SHORT_PARTITION
         self.pids: dict[str, int] = {}
         self._wrote_conf = False
 
@@ -131,6 +134,7 @@ class SlurmCluster:
             f"MinJobAge={self.min_job_age}",
             f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
             f"PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
+            f"PartitionName={self.short_partition} Nodes={self.node} MaxTime={SHORT_MINUTES} State=UP",
             "",
         ])
 
@@ -175,7 +179,7 @@ class SlurmCluster:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             r = _run(["sinfo", "-h", "-N", "-o", "%T"], check=False)
-            if r.returncode == 0 and r.stdout.strip() == "idle":
+            if r.returncode == 0 and set(r.stdout.split()) == {"idle"}:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the node did not come up idle: {self.logs()}")

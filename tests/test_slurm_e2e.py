@@ -238,6 +238,12 @@ def test_unknown_partition_stops_the_run(cluster, tmp_path):
     assert len(lines) == 1 and cluster.partition in lines[0], err[-3000:]
 
 
+def test_job_longer_than_the_partition_limit_stops_the_run(cluster, tmp_path):
+    err = _submits_nothing(cluster, tmp_path, user_profile(tmp_path / "p", partition=cluster.short_partition))
+    lines = [ln for ln in err.splitlines() if f"partition '{cluster.short_partition}' allows at most 5 min per job" in ln]
+    assert len(lines) == 1 and "asks runtime = " in lines[0], err[-3000:]
+
+
 def test_sacct_without_accounting_stops_the_run(cluster, tmp_path):
     """The hang of the plugin's default (sacct on a cluster without slurmdbd) becomes a start-up error."""
     profile = user_profile(tmp_path / "p", partition=cluster.partition)

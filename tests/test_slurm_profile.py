@@ -64,9 +64,9 @@ def test_unknown_partition_and_jobs_too_big_for_it():
     lines = pf["partition_problems"]([spec("reference_twin", mem_mb=16000), spec("sweep_meso", cpus=8),
                                       spec("ref_shear", runtime=2880)], parts)
     assert len(lines) == 3
-    assert "at most 4 cores but rule sweep_meso asks cores = 8" in lines[0]
-    assert "at most 8000 MB but rule reference_twin asks mem_mb = 16000" in lines[1]
-    assert "time limit of 120 min but rule ref_shear asks runtime = 2880" in lines[2]
+    assert "allows at most 4 cores per job but rule sweep_meso asks cores = 8" in lines[0]
+    assert "allows at most 8000 MB per job but rule reference_twin asks mem_mb = 16000" in lines[1]
+    assert "allows at most 120 min per job but rule ref_shear asks runtime = 2880" in lines[2]
 
 
 def test_status_command_checks():

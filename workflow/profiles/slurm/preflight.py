@@ -117,13 +117,13 @@ def partition_problems(specs: list[JobSpec], partitions: dict[str, Partition]) -
             ("cores", [s for s in mine if p.cpus and s.cpus > p.cpus], f"{p.cpus} cores"),
             ("mem_mb", [s for s in mine if p.mem_mb and (s.mem_mb or 0) > p.mem_mb], f"{p.mem_mb} MB"),
             ("runtime", [s for s in mine if p.max_minutes is not None and (s.runtime or 0) > p.max_minutes],
-             f"a time limit of {p.max_minutes} min"),
+             f"{p.max_minutes} min"),
         ):
             if too_big:
                 worst = max(too_big, key=lambda s: {"cores": s.cpus, "mem_mb": s.mem_mb or 0,
                                                     "runtime": s.runtime or 0}[what])
                 val = {"cores": worst.cpus, "mem_mb": worst.mem_mb, "runtime": worst.runtime}[what]
-                out.append(f"partition '{name}' has at most {limit} but rule {worst.rule} asks {what} = {val} "
+                out.append(f"partition '{name}' allows at most {limit} per job but rule {worst.rule} asks {what} = {val} "
                            f"(rules {_rules(too_big)}; resources: in the config's stage sections): "
                            "choose another partition or smaller resources")
     return out
