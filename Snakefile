@@ -38,7 +38,9 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/emergent.smk"
 include: "workflow/rules/variants.smk"
 include: "workflow/rules/slip_systems.smk"
-include: "workflow/profiles/slurm/preflight.smk"  # --executor slurm: start-up checks
+# --executor slurm: start-up checks before any submission (this is the workflow's onstart handler;
+# a second `onstart:` would replace it)
+include: "workflow/profiles/slurm/preflight.smk"
 
 if config["emergent"]["enabled"]:
     FIGURES.append(f"results/figures/fig5.{FIG_EXT}")

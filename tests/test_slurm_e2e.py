@@ -169,6 +169,9 @@ def test_cluster_jobs_went_through_sbatch_with_the_rules_resources(cluster, slur
         by_rule.setdefault(_rule_of(rec), []).append(rec)
     for rule, n in COUNTS.items():
         assert len(by_rule.get(rule, [])) == n, (rule, sorted(by_rule))
+    for rule, recs in sorted(by_rule.items()):  # shown with pytest -s
+        print(f"{rule}: Slurm jobs {','.join(r['JobId'] for r in recs)}: NumCPUs={recs[0]['NumCPUs']} "
+              f"MinMemoryNode={recs[0]['MinMemoryNode']} TimeLimit={recs[0]['TimeLimit']}")
     assert set(by_rule) == set(COUNTS), sorted(by_rule)
     for rule, recs in by_rule.items():
         cpus, mem, minutes = EXPECTED[rule]
@@ -224,28 +227,23 @@ def _all_jobs() -> list[str]:
     return r.stdout.split()
 
 
-def test_shipped_placeholders_stop_the_run_with_one_line_each(cluster, tmp_path):
-    err = _submits_nothing(cluster, tmp_path, PROFILE)
+def test_placeholders_and_sacct_without_accounting_stop_the_run(cluster, tmp_path):
+    """The shipped profile (placeholders) with the plugin's default status command, sacct, on a cluster
+    without slurmdbd (where that run would wait for ever): one line per problem, nothing submitted."""
+    err = _submits_nothing(cluster, tmp_path, PROFILE, "--slurm-status-command", "sacct")
     for key in ("slurm_account", "slurm_partition"):
         lines = [ln for ln in err.splitlines() if f"{key} = 'CHANGE_ME_" in ln]
         assert len(lines) == 1, err[-3000:]
         assert "workflow/profiles/slurm/config.yaml" in lines[0]
+    lines = [ln for ln in err.splitlines() if "sacct fails on this cluster" in ln]
+    assert len(lines) == 1 and "accounting" in lines[0] and "use squeue" in lines[0], err[-3000:]
 
 
-def test_unknown_partition_stops_the_run(cluster, tmp_path):
-    err = _submits_nothing(cluster, tmp_path, user_profile(tmp_path / "p", partition="no_such_partition"))
+def test_unknown_partition_and_a_job_over_the_time_limit_stop_the_run(cluster, tmp_path):
+    """A partition this cluster lacks (every job) and one that exists but is too short for kernel's 10 min."""
+    profile = user_profile(tmp_path / "p", partition="no_such_partition")
+    err = _submits_nothing(cluster, tmp_path, profile, "--set-resources", f"kernel:slurm_partition={cluster.short_partition}")
     lines = [ln for ln in err.splitlines() if "'no_such_partition' is not a partition of this cluster" in ln]
     assert len(lines) == 1 and cluster.partition in lines[0], err[-3000:]
-
-
-def test_job_longer_than_the_partition_limit_stops_the_run(cluster, tmp_path):
-    err = _submits_nothing(cluster, tmp_path, user_profile(tmp_path / "p", partition=cluster.short_partition))
     lines = [ln for ln in err.splitlines() if f"partition '{cluster.short_partition}' allows at most 5 min per job" in ln]
-    assert len(lines) == 1 and "asks runtime = " in lines[0], err[-3000:]
-
-
-def test_sacct_without_accounting_stops_the_run(cluster, tmp_path):
-    """The hang of the plugin's default (sacct on a cluster without slurmdbd) becomes a start-up error."""
-    profile = user_profile(tmp_path / "p", partition=cluster.partition)
-    err = _submits_nothing(cluster, tmp_path, profile, "--slurm-status-command", "sacct")
-    assert "sacct fails on this cluster" in err and "accounting" in err, err[-3000:]
+    assert len(lines) == 1 and "rule kernel asks runtime = 10" in lines[0], err[-3000:]

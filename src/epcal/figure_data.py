@@ -63,6 +63,12 @@ def _in_state(df, state):
     return df[df["state"].astype(str) == state] if not df.empty else df
 
 
+def _by_series_state(tables):
+    """(series, state, rows) of every non-empty state of the (table, series) pairs, in order."""
+    return [(ser, state, d) for df, ser in tables for state in STATES
+            if not (d := _in_state(df, state)).empty]
+
+
 # ------------------------------------------------------------------------------ Fig. 2
 def fig2_data(inputs, ref, cfg):
     """(a) one stress-strain curve per series; (b-d) PDFs of Sigma_xy^ext, drops and increments (gamma > 0.5)."""
@@ -124,31 +130,22 @@ def _stats_data(inputs, ref, cfg, stat: str):
     ref_p, ep_p = _local_tables(inputs, ref)
     with_pdf = stat == "mean"
     edges = _pdf_edges((ref_p, ep_p), int(cfg.get("bins", 60))) if with_pdf else {}
-    rec = []
-    for ser, df in ((("reference", ref_p), ("epm", ep_p)) if with_pdf else ()):
-        for state in STATES:
-            d = _in_state(df, state)
-            if not d.empty:
-                rec.append(dict(panel="R_nearest", series=ser, state=state, quantity="R", y=_nearest_R(d)))
+    groups = _by_series_state(((ref_p, "reference"), (ep_p, "epm")))
+    rec = [dict(panel="R_nearest", series=ser, state=state, quantity="R", y=_nearest_R(d))
+           for ser, state, d in (groups if with_pdf else ())]
     for q in LOCAL:
-        for df, ser in ((ref_p, "reference"), (ep_p, "epm")):
-            if df.empty:
-                continue
-            for state in STATES:
-                d = _in_state(df, state)
-                if d.empty:
-                    continue
-                R30 = _nearest_R(d)
-                d0 = d[_alpha_eq(d, 0.0)]
-                if with_pdf:
-                    cc, h = _pdf(d0[np.isclose(d0["R"], R30)][q].to_numpy(), edges[q])
-                    rec += [dict(panel=f"pdf_{q}", series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(cc, h)]
-                g = d0.groupby("R")[q].agg(stat)
-                rec += [dict(panel=f"{stat}_vs_R_{q}", series=ser, state=state, quantity=q, x=a, y=b)
-                        for a, b in zip(g.index, g.values)]
-                g = d[np.isclose(d["R"], R30)].groupby("alpha")[q].agg(stat)
-                rec += [dict(panel=f"{stat}_vs_alpha_{q}", series=ser, state=state, quantity=q, x=a, y=b)
-                        for a, b in zip(g.index, g.values)]
+        for ser, state, d in groups:
+            R30 = _nearest_R(d)
+            d0 = d[_alpha_eq(d, 0.0)]
+            if with_pdf:
+                cc, h = _pdf(d0[np.isclose(d0["R"], R30)][q].to_numpy(), edges[q])
+                rec += [dict(panel=f"pdf_{q}", series=ser, state=state, quantity=q, x=a, y=b) for a, b in zip(cc, h)]
+            g = d0.groupby("R")[q].agg(stat)
+            rec += [dict(panel=f"{stat}_vs_R_{q}", series=ser, state=state, quantity=q, x=a, y=b)
+                    for a, b in zip(g.index, g.values)]
+            g = d[np.isclose(d["R"], R30)].groupby("alpha")[q].agg(stat)
+            rec += [dict(panel=f"{stat}_vs_alpha_{q}", series=ser, state=state, quantity=q, x=a, y=b)
+                    for a, b in zip(g.index, g.values)]
     return _rows(rec)
 
 
@@ -226,17 +223,11 @@ def _size_records(R, sizes):
 def _drop_records(R, ep_probe):
     """(c) <drop_tau_c> vs <tau_c> at R ~ 30 per orientation, series and state."""
     rec = []
-    for df, ser in ((R.probe, "reference"), (ep_probe, "epm")):
-        if df.empty:
-            continue
-        for state in STATES:
-            d = _in_state(df, state)
-            if d.empty:
-                continue
-            d = d[np.isclose(d["R"], _nearest_R(d))]
-            m = d.groupby("alpha")[["tau_c", "drop_tau_c"]].mean()
-            for a_deg, (xv, yv) in zip(m.index, m.to_numpy()):
-                rec.append(dict(panel="c", series=ser, state=state, quantity=f"alpha={a_deg:g}", x=xv, y=yv))
+    for ser, state, d in _by_series_state(((R.probe, "reference"), (ep_probe, "epm"))):
+        d = d[np.isclose(d["R"], _nearest_R(d))]
+        m = d.groupby("alpha")[["tau_c", "drop_tau_c"]].mean()
+        rec += [dict(panel="c", series=ser, state=state, quantity=f"alpha={a_deg:g}", x=xv, y=yv)
+                for a_deg, (xv, yv) in zip(m.index, m.to_numpy())]
     return rec
 
 
