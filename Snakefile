@@ -15,7 +15,10 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 
-validate_config(config)
+validate_config(config, workflow.config_settings.config)
+# which reference, why, and the radii the rules use: printed, recorded in every artifact, checked
+# against everything the rules read, before any job runs
+REFERENCE = resolve_reference_now(config)
 
 report: "workflow/report/workflow.rst"
 
@@ -26,8 +29,6 @@ os.environ.setdefault("EPCAL_CACHE_DIR", str(Path("results/cache").resolve()))
 ATOMISTIC_REF_DIR = config["reference"].get("atomistic", {}).get("outdir", "results/reference/atomistic") + "/tables"
 if config["reference"]["source"] == "atomistic" and (BASE / "workflow/rules/reference.smk").exists():
     include: "workflow/rules/reference.smk"
-
-check_reference_tables_now()
 
 include: "workflow/rules/lattice.smk"
 
@@ -51,7 +52,7 @@ if config["variants"]["enabled"]:
 
 wildcard_constraints:
     l=r"[0-9]+(\.[0-9]+)?",
-    k=r"[0-9]+\.[0-9]{2}",
+    k=r"[0-9]+\.[0-9][0-9]+",
     b=r"[0-9]+",
     L=r"[0-9]+",
     v=r"[A-I]",

@@ -77,14 +77,14 @@ def test_every_problem_is_reported_with_file_column_row(tmp_path):
     macro = macro_from_steps(_steps(s, np.zeros(3)))
     macro.loc[0, "sigma_after"] = 5.0        # non-avalanche record with a jump
     meta = {"domain_length": -1.0, "n_atoms": 1600, "n_samples": 1, "shear_modulus": 14.0,
-            "bulk_modulus": 51.0, "delta_gamma": 1e-4, "description": "x"}  # no provenance, bad L
+            "bulk_modulus": 51.0, "delta_gamma": 1e-4}  # no description, bad L
     d = _write_dir(tmp_path, macro=macro, probe=probe, meta=meta)
     problems = check_reference_dir(d)
     text = "\n".join(problems)
     assert "probe.parquet: column 'sigma_vm' is missing" in text
     assert "probe.parquet: column 'tau_c': non-finite values in rows 3" in text
     assert "macro.parquet: columns 'sigma_before'/'sigma_after'" in text and "rows 0" in text
-    assert "reference.yaml: key 'provenance' is missing" in text
+    assert "reference.yaml: key 'description' is missing" in text
     assert "reference.yaml: key 'domain_length': expected a positive number" in text
 
 

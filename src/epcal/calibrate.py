@@ -39,6 +39,7 @@ from .losses import (QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettin
                      bootstrap_weights, macro_observables, magnitudes_from_sums, meso_sums, relative_loss,
                      resample_design, resolve_radius, select_probe)
 from .params import lattice_rule
+from .refdir import twin_probe_grid
 from .simulate import RunawayAvalanche
 
 
@@ -107,9 +108,8 @@ def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict
     """A reference made by the EPM itself at stated parameters (a 'digital twin')."""
     model = resolve_model(model)
     p = model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], model)
-    n30 = p.patch_size(float(twin.get("R_max", 30.0)))
-    n_list = twin.get("n_list") or list(range(max(1, n30 - 3), n30 + 1))
-    alphas = twin.get("alpha") or list(np.arange(0.0, 180.0, 15.0))
+    p.patch_size(float(twin.get("R_max", 30.0)))  # R_max must fit in the twin's lattice
+    n_list, alphas = twin_probe_grid(twin)  # the grid the start-up check expects (epcal.refdir)
     spec = probe_spec(n_list, alphas, ("quench", "stationary"), twin.get("stride", 1))
     ens = run(p, range(int(twin["replicas"])), twin["seed"], twin.get("gamma_max", 2.0),
               T_quench=float(twin["T"]), probe=spec, threads=twin.get("threads", 1))
@@ -140,7 +140,8 @@ def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int
     method = search.get("method", "grid")
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]),
+                   meso=False)
     reps = range(int(cfg["replicas"]))
     n_boot = int(cfg.get("n_boot", 0))
     seed = int(cfg["seed"])
@@ -591,7 +592,8 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
 
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]),
+                   meso=False)
     l, k, lam0, chi = float(opt["l"]), float(opt["k_hat"]), float(opt["lam_hat"]), float(opt["chi_hat"])
     p_ref = model_params(l, k, lam0, chi, model)  # N of Table 1 at this l: the calibrated model
     p = dataclasses.replace(p_ref, N=int(N)).validate()

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from .observables import MACRO_OBS, MacroObservables, macro_observables  # noqa: F401 (re-exported)
-from .schema import DELTA_GAMMA, GAMMA_STATIONARY, MACRO, PROBE, TableError, validate_table
+from .schema import DELTA_GAMMA, GAMMA_STATIONARY, TableError
 
 MESO_QUANTITIES = ("tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
 MESO_MAGNITUDES = tuple(f"{s}_{q}" for q in MESO_QUANTITIES for s in ("mean", "std"))
@@ -97,10 +97,6 @@ class Reference:
         return float(self.meta.get("delta_gamma", DELTA_GAMMA))
 
 
-REFERENCE_KEYS = {"domain_length": (int, float), "shear_modulus": (int, float),
-                  "bulk_modulus": (int, float), "delta_gamma": (int, float), "description": (str,)}
-
-
 def _alpha_filters(alphas):
     out = []
     for a in alphas:
@@ -110,54 +106,26 @@ def _alpha_filters(alphas):
 
 
 def read_reference_dir(path: str | Path, need_probe_states=("stationary",), validate: bool = True, alphas=None):
-    """Read and validate a reference directory; errors name the file and the column/key."""
+    """Read a reference directory, validated by :func:`epcal.refdir.inspect_reference_dir` (the one
+    validator; ``validate=False``: reference.yaml only, the tables having been checked at start-up)."""
     import yaml
 
+    from .refdir import check_reference_yaml, inspect_reference_dir, missing_files
+
     path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"reference directory {path} does not exist")
+    missing = missing_files(path)
+    if missing:
+        raise FileNotFoundError("\n".join(missing))
     files = {n: path / n for n in ("macro.parquet", "probe.parquet", "reference.yaml")}
-    for n, f in files.items():
-        if not f.exists():
-            raise FileNotFoundError(f"reference directory {path}: file {n} is missing "
-                                    "(expected macro.parquet, probe.parquet, reference.yaml)")
-    try:
-        meta = yaml.safe_load(files["reference.yaml"].read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise TableError(f"{files['reference.yaml']}: not valid YAML: {exc}") from None
-    if not isinstance(meta, dict):
-        raise TableError(f"{files['reference.yaml']}: expected a mapping of keys, got {type(meta).__name__}")
-    problems = []
-    for key, types in REFERENCE_KEYS.items():
-        if key not in meta:
-            problems.append(f"{files['reference.yaml']}: key '{key}' is missing")
-        elif not isinstance(meta[key], types) or isinstance(meta[key], bool):
-            problems.append(f"{files['reference.yaml']}: key '{key}' = {meta[key]!r}, expected "
-                            f"{' or '.join(t.__name__ for t in types)}")
-        elif key != "description" and not meta[key] > 0:
-            problems.append(f"{files['reference.yaml']}: key '{key}' = {meta[key]!r}, expected > 0")
+    if validate:
+        problems = inspect_reference_dir(path, states=tuple(need_probe_states)).problems
+    else:
+        meta, problems = check_reference_yaml(files["reference.yaml"])
     if problems:
         raise TableError("\n".join(problems))
-    if not validate:
-        macro = pd.read_parquet(files["macro.parquet"])
-        probe = pd.read_parquet(files["probe.parquet"], filters=_alpha_filters(alphas) if alphas else None)
-        return macro, probe, meta
-    macro = _read_checked(files["macro.parquet"], MACRO)
-    probe = _read_checked(files["probe.parquet"], PROBE)
-    st = set(probe["state"].astype(str))
-    for s in need_probe_states:
-        if s not in st:
-            raise TableError(f"{files['probe.parquet']}: column 'state': no rows with state '{s}' "
-                             f"(found {sorted(st)})")
-    return macro, probe, meta
-
-
-def _read_checked(path: Path, schema) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises many kinds
-        raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
-    return validate_table(df, schema, str(path))
+    meta = yaml.safe_load(files["reference.yaml"].read_text())
+    probe_filter = _alpha_filters(alphas) if alphas and not validate else None
+    return pd.read_parquet(files["macro.parquet"]), pd.read_parquet(files["probe.parquet"], filters=probe_filter), meta
 
 
 # --------------------------------------------------------------------------- binning and overlap
@@ -465,7 +433,9 @@ class Evaluator:
     """
 
     def __init__(self, ref: Reference, settings: LossSettings | None = None, shear_modulus: float | None = None,
-                 ref_seed: int = 0):
+                 ref_seed: int = 0, meso: bool = True):
+        """``meso=False``: macroscale losses only (the reference's probe rows are not read, so the
+        settings' R and orientations do not matter)."""
         self.ref = ref
         self.s = settings or LossSettings()
         self.ref_seed = int(ref_seed)
@@ -481,6 +451,10 @@ class Evaluator:
             q = G * ref.delta_gamma if (name == "incr" and self.s.quantize_increments) else None
             self.targets[name] = HistogramTarget(v, reference_bins(v, self.s.max_n, q),
                                                  self.units.sample_of(obs.replica[name]), len(self.units.samples))
+        self.ref_meso = {}
+        self.ref_R = float("nan")
+        if not meso:
+            return
         src = f"{ref.path}/probe.parquet"
         self.ref_R = resolve_radius(ref.probe, "stationary", self.s.R, src)
         self.ref_meso = {}  # (unit sums of the reference rows, magnitudes of the whole reference)

@@ -24,7 +24,7 @@ rule emergent_size:
     input:
         optimum="results/calibration/optimum.parquet",
         ref=ref_files(),
-        code=code(*ENGINE_CODE, "calibrate"),
+        code=code("emergent-size"),
     output:
         "results/emergent/l{l}/size_L{L}.parquet",
     params:
@@ -49,7 +49,7 @@ rule emergent_bauschinger:
     input:
         optimum="results/calibration/optimum.parquet",
         ref=ref_files(),
-        code=code(*ENGINE_CODE, "calibrate"),
+        code=code("emergent-bauschinger"),
     output:
         "results/emergent/l{l}/bauschinger.parquet",
     params:
@@ -81,7 +81,7 @@ rule fig5_data:
     input:
         tables=optimum_batches("macro") + optimum_batches("probe") + emergent_tables(),
         ref=ref_files() + ref_bauschinger(),
-        code=code("figure_data", "losses", "observables", "simulate"),
+        code=code("figure-data"),
     output:
         "results/figures/fig5.parquet",
     params:
@@ -105,7 +105,7 @@ rule fig5:
     """Draw Fig. 5 from its data table (local)."""
     input:
         data="results/figures/fig5.parquet",
-        code=code("figures"),
+        code=code("figure-plot"),
     output:
         fig=report(f"results/figures/fig5.{FIG_EXT}", caption="../report/fig5.rst", category="Emergent properties"),
     params:

@@ -39,7 +39,7 @@ for _name in ENSEMBLE_FIGS:
         input:
             tables=fig_rule_inputs(_name),
             ref=ref_files(),
-            code=code("figure_data", "losses"),
+            code=code("figure-data"),
         output:
             f"results/figures/{_name}.parquet",
         params:
@@ -64,7 +64,7 @@ for _name in ENSEMBLE_FIGS:
         name: _name
         input:
             data=f"results/figures/{_name}.parquet",
-            code=code("figures"),
+            code=code("figure-plot"),
         output:
             fig=report(f"results/figures/{_name}.{FIG_EXT}", caption=f"../report/{_name}.rst",
                        category=FIG_CATEGORY[_name]),
@@ -89,7 +89,7 @@ rule fig3:
     input:
         tables=["results/calibration/select.parquet", "results/calibration/meso.parquet",
                 "results/calibration/optimum.parquet"],
-        code=code("figures", "losses"),
+        code=code("figure"),
     output:
         fig=report(f"results/figures/fig3.{FIG_EXT}", caption="../report/fig3.rst", category=FIG_CATEGORY["fig3"]),
         data="results/figures/fig3.parquet",

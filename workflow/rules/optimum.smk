@@ -7,7 +7,7 @@ rule optimum_ensemble:
     input:
         optimum="results/calibration/optimum.parquet",
         ref=ref_files(),
-        code=code(*ENGINE_CODE, "calibrate"),
+        code=code("optimum-ensemble"),
     output:
         macro="results/optimum/l{l}/macro_b{b}.parquet",
         probe="results/optimum/l{l}/probe_b{b}.parquet",

@@ -15,7 +15,7 @@ rule reference_twin:
         cfg=lambda w: as_json({"twin": strip(config["reference"]["twin"], "resources"), "model": config["model"]}),
         out=TWIN_DIR,
     input:
-        code=code(*ENGINE_CODE, "calibrate"),
+        code=code("reference-twin"),
     threads: twin_res("threads", 1)
     resources:
         mem_mb=twin_res("mem_mb", 4000),
@@ -34,7 +34,7 @@ rule reference_check:
     """Validate the reference (tables, keys, usable statistics) before any sweep runs."""
     input:
         ref=ref_files(),
-        code=code("losses", "schema"),
+        code=code("reference-check"),
     output:
         "results/reference/check.parquet",
     params:

@@ -7,7 +7,7 @@ SLIP_CFG = config["slip_systems"]
 
 def slip_cfg(w):
     return as_json({**strip(SLIP_CFG, "resources", "enabled", "N"), "model": config["model"],
-                    "seed": config["seed"], "losses": config.get("losses", {})})
+                    "seed": config["seed"], "losses": macro_losses()})
 
 
 def slip_tables():
@@ -18,7 +18,7 @@ rule slip_systems:
     input:
         optimum="results/calibration/optimum.parquet",
         ref=ref_files(),
-        code=code(*ENGINE_CODE, "calibrate", "losses"),
+        code=code("slip-systems"),
     output:
         "results/slip_systems/l{l}/N{N}.parquet",
     params:
@@ -42,7 +42,7 @@ rule slip_systems:
 rule fig7:
     input:
         tables=slip_tables(),
-        code=code("figures"),
+        code=code("figure"),
     output:
         fig=report(f"results/figures/fig7.{FIG_EXT}", caption="../report/fig7.rst", category="Calibration"),
         data="results/figures/fig7.parquet",

@@ -4,9 +4,11 @@
 
 
 def cell_cfg(stage):
-    """The config slice of a sweep cell: its stage section, the model, the losses, the seed."""
-    return as_json({**strip(config[stage], "resources"), "model": config["model"],
-                    "losses": config["losses"], "seed": config["seed"]})
+    """The config slice of a sweep cell: its stage section, the model, the losses it reads (macro:
+    only those of L_macro), the seed."""
+    losses = macro_losses() if stage == "macro" else config["losses"]
+    return as_json({**strip(config[stage], "resources"), "model": config["model"], "losses": losses,
+                    "seed": config["seed"]})
 
 
 rule kernel:
@@ -14,7 +16,7 @@ rule kernel:
     the shared cache before the sweeps start (so concurrent jobs never build them together)."""
     input:
         ref=ref_files(),
-        code=code("elastic", "params"),
+        code=code("kernel-cell"),
     output:
         "results/kernels/l{l}.npz",
     params:
@@ -40,7 +42,7 @@ rule sweep_macro:
         ref=ref_files(),
         check="results/reference/check.parquet",
         kernel="results/kernels/l{l}.npz",
-        code=code(*ENGINE_CODE, "losses", "calibrate"),
+        code=code("sweep-macro"),
     output:
         "results/sweep/macro/l{l}/k{k}.parquet",
     params:
@@ -66,7 +68,7 @@ rule sweep_meso:
     input:
         ref=ref_files(),
         macro="results/sweep/macro/l{l}/k{k}.parquet",
-        code=code(*ENGINE_CODE, "losses", "calibrate"),
+        code=code("sweep-meso"),
     output:
         "results/sweep/meso/l{l}/k{k}.parquet",
     params:
@@ -91,7 +93,7 @@ rule select:
     """Best (lambda, chi) per (l, k) by L_macro, for the figures."""
     input:
         cells=expand("results/sweep/macro/l{l}/k{k}.parquet", l=L_VALUES(), k=K_VALUES()),
-        code=code("calibrate"),
+        code=code("select"),
     output:
         "results/calibration/select.parquet",
     threads: 1
@@ -111,6 +113,7 @@ rule select:
 rule collect_meso:
     input:
         cells=expand("results/sweep/meso/l{l}/k{k}.parquet", l=L_VALUES(), k=K_VALUES()),
+        code=code("collect"),
     output:
         "results/calibration/meso.parquet",
     threads: 1
@@ -131,7 +134,7 @@ rule fit:
     """Parabola fit of L_stat(k) -> k_hat, interpolated lam_hat, chi_hat, bootstrap errors (one l)."""
     input:
         cells=lambda w: expand("results/sweep/meso/l{l}/k{k}.parquet", l=w.l, k=K_VALUES()),
-        code=code("fits", "calibrate"),
+        code=code("fit"),
     output:
         "results/calibration/fit/l{l}.parquet",
     params:
@@ -155,7 +158,7 @@ rule quench_temperature:
     input:
         ref=ref_files(),
         fit="results/calibration/fit/l{l}.parquet",
-        code=code(*ENGINE_CODE, "losses", "fits", "calibrate"),
+        code=code("quench-temperature"),
     output:
         "results/calibration/quench/l{l}.parquet",
     params:
@@ -183,7 +186,7 @@ rule optimum_table:
         fits=expand("results/calibration/fit/l{l}.parquet", l=L_VALUES()),
         temperatures=expand("results/calibration/quench/l{l}.parquet", l=L_VALUES())
         if config["quench"]["enabled"] else [],
-        code=code("calibrate", "fits"),
+        code=code("optimum"),
     output:
         table="results/calibration/optimum.parquet",
         csv="results/calibration/optimum.csv",

@@ -24,7 +24,7 @@ rule variant_calibration:
     input:
         optimum="results/calibration/optimum.parquet",
         ref=ref_files(),
-        code=code(*ENGINE_CODE, "variants", "calibrate", "losses"),
+        code=code("variant"),
     output:
         "results/variants/l{l}/{v}.parquet",
     params:
@@ -51,7 +51,7 @@ for _name in ("fig6", "fig10"):
         name: _name
         input:
             tables=variant_tables(),
-            code=code("figures"),
+            code=code("figure"),
         output:
             fig=report(f"results/figures/{_name}.{FIG_EXT}", caption=f"../report/{_name}.rst",
                        category="Model variants"),

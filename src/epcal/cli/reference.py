@@ -28,8 +28,13 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     vs = p.add_subparsers(dest="reference_verb", metavar="ACTION", required=True)
 
-    q = vs.add_parser("check", help="validate a reference directory; report every problem with file, column, row")
+    q = vs.add_parser("check", help="validate a reference directory; report every problem with file, column, row",
+                      description="The pipeline's own check (epcal.refdir): the table contracts, reference.yaml "
+                                  "and the probe rows the calibration reads (losses.R, alpha_plus/minus; quench.R, "
+                                  "quench.alpha).  Without --config: the needs of the default config (R auto, "
+                                  "alpha 0 and 90, quench calibrated).")
     q.add_argument("dir", help="directory with macro.parquet, probe.parquet, reference.yaml")
+    q.add_argument("--config", default=None, help="a pipeline config file: check against its losses and quench sections")
     q.set_defaults(func=cmd_check)
 
     q = vs.add_parser("prepare", help="prepare one glass sample (LAMMPS)")
@@ -137,13 +142,32 @@ def _meta(args, **extra) -> dict:
     return {"code_version": code_version(), "parameters": params, **extra}
 
 
-def cmd_check(args) -> int:
-    from epcal.reference.tables import check_reference_dir
+def _check_needs(config):
+    """The needs of a pipeline config file (its losses and quench sections), or the default config's."""
+    import yaml
 
-    problems = check_reference_dir(args.dir)
-    if problems:
-        raise ValueError(f"{len(problems)} problem(s):\n" + "\n".join(problems))
+    from epcal.refdir import DEFAULT_NEEDS, needs_from_config
+
+    if config is None:
+        return DEFAULT_NEEDS
+    try:
+        cfg = yaml.safe_load(Path(config).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"--config {config}: cannot be read as YAML ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"--config {config}: expected a pipeline config (a mapping)")
+    return needs_from_config(cfg)
+
+
+def cmd_check(args) -> int:
+    from epcal.refdir import inspect_reference_dir
+
+    rep = inspect_reference_dir(args.dir, _check_needs(args.config))
+    if rep.problems:
+        raise ValueError(f"{len(rep.problems)} problem(s):\n" + "\n".join(rep.problems))
     print(f"{args.dir}: OK (macro.parquet, probe.parquet, reference.yaml follow the epcal schema)")
+    for note in rep.notes:
+        print(f"  {note}")
     return 0
 
 

@@ -147,7 +147,7 @@ def write_reference_dir(out, steps: pd.DataFrame, probes: pd.DataFrame, infos: l
         },
     }
     write_text(out / "reference.yaml", yaml.safe_dump(ref, sort_keys=False))
-    validate_reference_dir(out)
+    validate_reference_dir(out)  # the table contracts (a config's needs: epcal reference check --config)
     return ref
 
 

@@ -1,6 +1,6 @@
 """Reference tables: the MACRO avalanche table derived from the per-step AQS
-series, the PROBE table, ``reference.yaml``, and the check of a reference
-directory (any user's own MD data in this layout is a drop-in replacement).
+series, the PROBE table and ``reference.yaml`` (the check of a reference directory, any
+user's own MD data in this layout being a drop-in replacement, is :mod:`epcal.refdir`).
 
 Drop detection rule (MD, documented in resources/reference/README.md): AQS
 step k (from gamma_{k-1} to gamma_k, then minimization) is an *avalanche* when
@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..schema import BAUSCHINGER, BAUSCHINGER_BRANCHES, MACRO, PROBE, TableError, check_table, read_table
+from ..refdir import check_reference_dir, validate_reference_dir  # noqa: F401 (the one validator, re-exported)
+from ..schema import read_table
 
 D_THRESHOLD = 0.05
-REFERENCE_YAML_KEYS = ("domain_length", "n_atoms", "n_samples", "shear_modulus", "bulk_modulus",
-                       "delta_gamma", "description", "provenance")
 
 
 def detect_avalanches(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> np.ndarray:
@@ -69,77 +68,8 @@ def macro_from_steps(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> p
     return df
 
 
-def check_reference_dir(path: str | Path) -> list[str]:
-    """Every problem of a reference directory, as 'file: column: rows: what' lines (empty if fine)."""
-    import yaml
-
-    path = Path(path)
-    problems: list[str] = []
-    if not path.is_dir():
-        return [f"{path}: not a directory"]
-    for name, schema in (("macro.parquet", MACRO), ("probe.parquet", PROBE)):
-        f = path / name
-        if not f.exists():
-            problems.append(f"{f}: missing (expected the {schema.name} table)")
-            continue
-        try:
-            df = pd.read_parquet(f)
-        except Exception as exc:  # unreadable parquet
-            problems.append(f"{f}: cannot be read as parquet ({exc})")
-            continue
-        problems += check_table(df, schema, str(f))
-        if schema is MACRO and "sigma_before" in df and "avalanche" in df and not problems:
-            av = df["avalanche"].to_numpy(bool)
-            bad = av & (df["sigma_after"].to_numpy() > df["sigma_before"].to_numpy())
-            if bad.any():
-                idx = ", ".join(map(str, np.flatnonzero(bad)[:5]))
-                problems.append(f"{f}: column 'sigma_after': avalanche rows with a stress increase "
-                                f"(sigma_after > sigma_before) in rows {idx}")
-    f = path / "bauschinger.parquet"  # optional: the reload test of Fig. 5d
-    if f.exists():
-        try:
-            df = pd.read_parquet(f)
-        except Exception as exc:
-            problems.append(f"{f}: cannot be read as parquet ({exc})")
-        else:
-            problems += check_table(df, BAUSCHINGER, str(f))
-            if "branch" in df:
-                bad = ~df["branch"].astype(str).isin(BAUSCHINGER_BRANCHES)
-                if bad.any():
-                    idx = ", ".join(map(str, np.flatnonzero(bad.to_numpy())[:5]))
-                    problems.append(f"{f}: column 'branch': values {sorted(set(df['branch'][bad].astype(str)))} "
-                                    f"in rows {idx}, expected one of {list(BAUSCHINGER_BRANCHES)}")
-    f = path / "reference.yaml"
-    if not f.exists():
-        problems.append(f"{f}: missing (keys {', '.join(REFERENCE_YAML_KEYS)})")
-    else:
-        try:
-            meta = yaml.safe_load(f.read_text()) or {}
-        except yaml.YAMLError as exc:
-            return problems + [f"{f}: not valid YAML ({exc})"]
-        if not isinstance(meta, dict):
-            return problems + [f"{f}: expected a mapping at top level"]
-        for k in REFERENCE_YAML_KEYS:
-            if k not in meta:
-                problems.append(f"{f}: key '{k}' is missing")
-        for k in ("domain_length", "shear_modulus", "bulk_modulus", "delta_gamma"):
-            v = meta.get(k)
-            if k in meta and not (isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0):
-                problems.append(f"{f}: key '{k}': expected a positive number, got {v!r}")
-        for k in ("n_atoms", "n_samples"):
-            v = meta.get(k)
-            if k in meta and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
-                problems.append(f"{f}: key '{k}': expected a positive integer, got {v!r}")
-    return problems
-
-
-def validate_reference_dir(path: str | Path) -> None:
-    problems = check_reference_dir(path)
-    if problems:
-        raise TableError(f"{len(problems)} problem(s) in reference directory {path}:\n" + "\n".join(problems))
-
-
 def load_reference(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The (macro, probe, reference.yaml) of a reference directory that follows the table contracts."""
     import yaml
 
     validate_reference_dir(path)
