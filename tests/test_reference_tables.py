@@ -32,11 +32,13 @@ def test_drop_detection_ignores_smooth_softening_and_sees_small_drops():
     assert check_table(m, MACRO, "macro") == []
 
 
-def _probe(n=6):
+def _probe(n=8):
+    """Probe rows of both states at alpha = 0 and 90 (what the default config reads)."""
     rng = np.random.default_rng(0)
     tau_i = rng.normal(0, 0.3, n)
     tau_c = tau_i + rng.uniform(0.1, 1.0, n)
-    return pd.DataFrame({"state": ["quench", "stationary"] * (n // 2), "replica": np.arange(n) % 2,
+    return pd.DataFrame({"state": ["quench", "quench", "stationary", "stationary"] * (n // 4),
+                         "replica": np.arange(n) % 2,
                          "x": rng.uniform(0, 10, n), "y": rng.uniform(0, 10, n), "R": 5.0,
                          "alpha": [0.0, 90.0] * (n // 2), "tau_i": tau_i, "tau_c": tau_c,
                          "delta_tau_c": tau_c - tau_i, "drop_tau_c": rng.uniform(0, 0.5, n),

@@ -35,12 +35,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         os.replace(tmp, path)
     except OSError as exc:
         _remove(tmp)
-        if exc.errno == errno.ENOSPC:
+        if _disk_full(exc):
             raise DiskFullError(errno.ENOSPC, f"{path}: no space left on the device; nothing was written") from None
         raise
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _disk_full(exc: OSError) -> bool:
+    """ENOSPC (or EDQUOT), also when a library (pyarrow) reports it only in its message."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
 
 
 def _remove(tmp) -> None:
@@ -62,3 +67,19 @@ def save_npz(path: str | os.PathLike, **arrays) -> Path:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy ``src`` onto ``dst`` atomically (content only)."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)

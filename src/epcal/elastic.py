@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -260,15 +259,25 @@ def cache_dir() -> Path:
     return base / "kernels"
 
 
-def cached(kind: str, size: int, G: float, B: float) -> np.ndarray:
-    """Kernel ``kind`` ('periodic' or 'patch') of ``size`` (L or n), cached on disk.
+def _code_digest() -> str:
+    """Digest of the code that computes the kernels: this module's source (it imports no other
+    epcal module), so an edited kernel is never served from a cache written by the old code."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
-    The file name is a hash of (kind, size, G, B, kernel version); writes are
-    atomic (temporary file then rename), so concurrent jobs are safe.
-    """
-    key = f"{kind}|{int(size)}|{float(G)!r}|{float(B)!r}|v{_KERNEL_VERSION}"
+
+def cache_path(kind: str, size: int, G: float, B: float) -> Path:
+    """Cache file of kernel ``kind`` of ``size``: named by a hash of (kind, size, G, B, code digest)."""
+    key = f"{kind}|{int(size)}|{float(G)!r}|{float(B)!r}|v{_KERNEL_VERSION}|{_code_digest()}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = cache_dir() / f"{kind}-{int(size)}-{digest}.npy"
+    return cache_dir() / f"{kind}-{int(size)}-{digest}.npy"
+
+
+def cached(kind: str, size: int, G: float, B: float) -> np.ndarray:
+    """Kernel ``kind`` ('periodic' or 'patch') of ``size`` (L or n), cached on disk (:func:`cache_path`).
+
+    Writes are atomic (temporary file then rename), so concurrent jobs are safe.
+    """
+    path = cache_path(kind, size, G, B)
     if path.exists():
         try:
             return np.load(path)
@@ -280,14 +289,13 @@ def cached(kind: str, size: int, G: float, B: float) -> np.ndarray:
         K = patch_kernel_direct(int(size), G, B)
     else:
         raise ValueError(f"unknown kernel kind {kind!r}")
+    from .atomicio import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, K)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, K)
     except OSError:
-        pass  # read-only cache: still return the kernel
+        pass  # read-only or full cache: still return the kernel
     return K
 
 

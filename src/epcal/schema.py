@@ -241,7 +241,8 @@ META_KEY = b"epcal"
 
 def write_table(df: pd.DataFrame, path: str | Path, metadata: dict | None = None,
                 schema: TableSchema | None = None) -> Path:
-    """Write ``df`` as parquet with ``metadata`` (parameters, seed, version) in the file."""
+    """Write ``df`` as parquet with ``metadata`` (parameters, seed, version; in the pipeline also the
+    reference used, ``reference_used``) in the file, atomically (:mod:`epcal.atomicio`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -249,7 +250,7 @@ def write_table(df: pd.DataFrame, path: str | Path, metadata: dict | None = None
 
     if schema is not None:
         validate_table(df, schema, str(path))
-    meta = {"epcal_version": __version__, **(metadata or {})}
+    meta = {"epcal_version": __version__, **_reference_used(), **(metadata or {})}
     table = pa.Table.from_pandas(df, preserve_index=False)
     existing = table.schema.metadata or {}
     table = table.replace_schema_metadata({**existing, META_KEY: json.dumps(meta, default=_json_default).encode()})
@@ -259,6 +260,19 @@ def write_table(df: pd.DataFrame, path: str | Path, metadata: dict | None = None
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
+
+
+def _reference_used() -> dict:
+    """The pipeline's resolved reference (set at start-up in EPCAL_REFERENCE), recorded in every table."""
+    import os
+
+    raw = os.environ.get("EPCAL_REFERENCE")
+    if not raw:
+        return {}
+    try:
+        return {"reference_used": json.loads(raw)}
+    except json.JSONDecodeError:
+        return {"reference_used": raw}
 
 
 def read_table(path: str | Path, schema: TableSchema | None = None) -> pd.DataFrame:

@@ -57,6 +57,7 @@ def _loss_alphas(cfg):
 def cmd_reference_twin(a):
     import yaml
 
+    from epcal.atomicio import write_text
     from epcal.calibrate import make_twin
     from epcal.schema import MACRO, PROBE, write_table
 
@@ -66,7 +67,7 @@ def cmd_reference_twin(a):
     out.mkdir(parents=True, exist_ok=True)
     write_table(macro, out / "macro.parquet", {"stage": "reference-twin", **meta["provenance"]}, MACRO)
     write_table(probe, out / "probe.parquet", {"stage": "reference-twin", **meta["provenance"]}, PROBE)
-    (out / "reference.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    write_text(out / "reference.yaml", yaml.safe_dump(meta, sort_keys=False))
     _log(f"twin reference in {out}: {macro['replica'].nunique()} replicas, {len(probe)} probe rows")
 
 
@@ -87,8 +88,7 @@ def cmd_reference_check(a):
 
 
 def cmd_kernel_cell(a):
-    import numpy as np
-
+    from epcal.atomicio import save_npz
     from epcal.calibrate import model_params, resolve_model
     from epcal.elastic import patch_kernel, periodic_kernel
 
@@ -104,8 +104,7 @@ def cmd_kernel_cell(a):
     R = resolve_radius(ref.probe, "stationary", R, f"{a.ref}/probe.parquet") if ref is not None else float(R)
     n = min(patch_size(R, p.l, p.L), p.L)  # a small domain caps n at L_EP
     Kp = patch_kernel(n, p.G, p.B)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(a.out, kernel=K, patch_kernel=Kp, L=p.L, n=n, l=p.l, G=p.G, B=p.B)
+    save_npz(a.out, kernel=K, patch_kernel=Kp, L=p.L, n=n, l=p.l, G=p.G, B=p.B)
     _log(f"kernels of l={p.l}: L_EP={p.L} (periodic), n={n} (patch) -> {a.out}")
 
 

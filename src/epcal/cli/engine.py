@@ -36,9 +36,23 @@ def _model_options(p: argparse.ArgumentParser, full: bool = True) -> None:
     r.add_argument("--out", default=None, help="output parquet file")
 
 
+def _check_run(args) -> None:
+    """The lattice and run options, each named in its error (before any compute)."""
+    if args.size < 2:
+        raise ValueError(f"--size {args.size}: expected a lattice size L_EP >= 2")
+    for opt, value, low in (("--replicas", args.replicas, 1), ("--threads", args.threads, 1),
+                            ("--first-replica", args.first_replica, 0)):
+        if value < low:
+            raise ValueError(f"{opt} {value}: expected an integer >= {low}")
+    gamma_max = getattr(args, "gamma_max", None)
+    if gamma_max is not None and not gamma_max > 0:
+        raise ValueError(f"--gamma-max {gamma_max}: expected a positive strain")
+
+
 def _params(args):
     from ..params import EPMParams
 
+    _check_run(args)
     l = args.element_length if args.element_length is not None else DOMAIN_LENGTH / args.size
     return EPMParams(L=args.size, l=l, N=args.slip_systems, k=args.k, lam=args.lam, chi=args.chi,
                      G=args.shear_modulus, B=args.bulk_modulus).validate()
@@ -76,8 +90,9 @@ def _cmd_kernel(args) -> int:
     for a, v in zip(angles, f):
         print(f"  theta = {a:5.1f} deg   f = {v: .6f}")
     if args.out:
-        np.savez(args.out, kernel=K, S=S, C=stiffness(args.shear_modulus, args.bulk_modulus),
-                 theta_deg=angles, f=f)
+        from ..atomicio import save_npz
+
+        save_npz(args.out, kernel=K, S=S, C=stiffness(args.shear_modulus, args.bulk_modulus), theta_deg=angles, f=f)
         print(f"kernel written to {args.out}")
     return 0
 
@@ -118,13 +133,24 @@ def _cmd_quench(args) -> int:
     return 0
 
 
-def _parse_snapshots(text):
+def _parse_snapshots(text, gamma_max: float):
+    """--snapshots: 'quench' and/or strains in [0, gamma_max] (a later strain is never reached)."""
     if not text:
         return ()
     out = []
     for tok in text.split(","):
         tok = tok.strip()
-        out.append("quench" if tok == "quench" else float(tok))
+        if tok == "quench":
+            out.append(tok)
+            continue
+        try:
+            g = float(tok)
+        except ValueError:
+            raise ValueError(f"--snapshots {text!r}: {tok!r} is neither 'quench' nor a strain") from None
+        if not 0 <= g <= gamma_max:
+            raise ValueError(f"--snapshots {text!r}: strain {g:g} is outside [0, --gamma-max {gamma_max:g}] "
+                             "(the run never reaches it)")
+        out.append(g)
     return tuple(out)
 
 
@@ -134,7 +160,7 @@ def _cmd_aqs(args) -> int:
     from ..simulate import run_ensemble
 
     params = _params(args)
-    snaps = _parse_snapshots(args.snapshots)
+    snaps = _parse_snapshots(args.snapshots, args.gamma_max)
     if "quench" in snaps and args.T is None:
         raise ValueError("--snapshots quench needs --T (the KMC quench temperature)")
     t0 = time.perf_counter()
@@ -270,16 +296,22 @@ def _cmd_size_scaling(args) -> int:
 
 
 def _int_list(text, key):
+    """'8', '1-8' or '2,4,8' -> integers; an empty range (8-1) is an error naming ``key``."""
     try:
         out = []
         for tok in str(text).split(","):
             if "-" in tok.strip()[1:]:
-                lo, hi = tok.split("-")
-                out += list(range(int(lo), int(hi) + 1))
+                lo, hi = (int(v) for v in tok.split("-"))
+                if hi < lo:
+                    raise ValueError(f"{key} {text!r}: the range {tok.strip()} is empty (expected low-high with "
+                                     "low <= high)")
+                out += list(range(lo, hi + 1))
             else:
                 out.append(int(tok))
         return out
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith(key):
+            raise
         raise ValueError(f"{key} {text!r}: expected integers like '8' or '1-8' or '2,4,8'") from None
 
 

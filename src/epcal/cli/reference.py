@@ -31,8 +31,9 @@ def register(sub) -> None:
     q = vs.add_parser("check", help="validate a reference directory; report every problem with file, column, row",
                       description="The pipeline's own check (epcal.refdir): the table contracts, reference.yaml "
                                   "and the probe rows the calibration reads (losses.R, alpha_plus/minus; quench.R, "
-                                  "quench.alpha).  Without --config: the needs of the default config (R auto, "
-                                  "alpha 0 and 90, quench calibrated).")
+                                  "quench.alpha) and, with --config, at least two values of each macroscale "
+                                  "observable beyond its losses.gamma_min.  Without --config: the probe rows of the "
+                                  "default config (R auto, alpha 0 and 90, quench calibrated).")
     q.add_argument("dir", help="directory with macro.parquet, probe.parquet, reference.yaml")
     q.add_argument("--config", default=None, help="a pipeline config file: check against its losses and quench sections")
     q.set_defaults(func=cmd_check)
@@ -174,6 +175,7 @@ def cmd_check(args) -> int:
 def cmd_prepare(args) -> int:
     import pandas as pd
 
+    from epcal.atomicio import write_text
     from epcal.reference import glass
     from epcal.reference.engine import is_root, lammps_version, world_size
     from epcal.schema import write_table
@@ -193,7 +195,7 @@ def cmd_prepare(args) -> int:
     out = {"replica": args.replica, "seed": seed, "n_atoms": g.n, "box": [g.lx, g.ly, g.xy],
            "equilibration": diag, "lammps_version": version, "mpi_ranks": world_size(), **_meta(args),
            **info}
-    Path(args.out_info).write_text(json.dumps(out, indent=1, default=_jd))
+    write_text(args.out_info, json.dumps(out, indent=1, default=_jd))
     print(f"glass replica {args.replica}: seed {seed}, G={info['moduli']['G']:.3f} B={info['moduli']['B']:.3f}, "
           f"plateau={diag['energy_plateau']} window/tau_alpha={diag['window_over_tau_alpha']:.1f}, "
           f"quench fnorm={info['quench']['fnorm2']:.2e} in {info['seconds_total']:.0f}s")
@@ -213,11 +215,10 @@ def _jd(o):
 
 
 def cmd_shear(args) -> int:
+    from epcal.atomicio import copy_file
     from epcal.reference import aqs
     from epcal.reference.engine import State, is_root, world_size
     from epcal.schema import write_table
-
-    import shutil
 
     n_steps = int(round(args.gamma_max / args.dgamma))
     ck = Path(args.checkpoint)
@@ -246,8 +247,7 @@ def cmd_shear(args) -> int:
     if not is_root():
         return 0
     for side, out in snaps.values():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(side, out)
+        copy_file(side, out)
     final.save(args.out_state, step=n_steps, gamma=n_steps * args.dgamma)
     write_table(df, args.out_steps, _meta(args, wall_seconds=wall, mpi_ranks=world_size()))
     done = df.iloc[start + 1:] if len(df) > start + 1 else df
@@ -286,6 +286,7 @@ def cmd_bauschinger(args) -> int:
 def cmd_probe(args) -> int:
     import pandas as pd
 
+    from epcal.atomicio import atomic_path, write_text
     from epcal.reference import lys
     from epcal.reference.engine import State, is_root, world_size
     from epcal.schema import PROBE, write_table
@@ -310,13 +311,10 @@ def cmd_probe(args) -> int:
         done.add(key)
         if not root:
             return
-        ck.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ck.with_name(ck.name + ".tmp")
-        pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"]).to_parquet(tmp)
-        tmp.replace(ck)  # rows first, then the list of done patches: a crash in between only redoes a patch
-        tmp = ck_done.with_name(ck_done.name + ".tmp")
-        tmp.write_text(json.dumps(sorted(done)))
-        tmp.replace(ck_done)
+        with atomic_path(ck) as tmp:
+            pd.DataFrame(ck_rows, columns=[*lys.PROBE_COLUMNS, "patch"]).to_parquet(tmp)
+        # rows first, then the list of done patches: a crash in between only redoes a patch
+        write_text(ck_done, json.dumps(sorted(done)))
 
     t0 = time.perf_counter()
     k_max = int(round(args.gamma_max / 1e-4))

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
+
+from ..atomicio import copy_file
 
 #: (subdirectory, file-name pattern with the replica as group "r", rule order for restored mtimes)
 PIECES = (
@@ -55,10 +56,7 @@ def _copy(src: Path, dst: Path) -> bool:
     """Copy ``src`` to ``dst`` atomically if the content differs; True when something was copied."""
     if dst.exists() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
         return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    copy_file(src, dst)
     return True
 
 
