@@ -129,22 +129,22 @@ def test_2_a_reference_without_alpha_minus_fails_at_start_up(tmp_path):
 
 @needs_snakemake
 def test_2_the_configured_R_must_be_in_the_reference(tmp_path):
-    d = _ref(tmp_path)  # R = 25, 30.5, 40
-    r = dry_run(tmp_path, _config(tmp_path, lambda c: (_tables(str(d))(c), c["losses"].update(R=30.0))))
+    d = _ref(tmp_path)  # R = 25, 30, 40
+    r = dry_run(tmp_path, _config(tmp_path, lambda c: (_tables(str(d))(c), c["losses"].update(R=30.5))))
     assert r.returncode != 0, job_counts(r.stdout)
-    assert "config key 'losses.R' = 30.0" in _err(r) and "it has R = 25, 30.5, 40" in _err(r)
+    assert "config key 'losses.R' = 30.5" in _err(r) and "it has R = 25, 30, 40" in _err(r)
 
 
 @needs_snakemake
 def test_2_R_auto_is_resolved_printed_and_passed_to_the_rules(tmp_path):
     d = _ref(tmp_path)
-    r = dry_run(tmp_path, _config(tmp_path, lambda c: (_tables(str(d))(c), c["quench"].update(R=30.5))),
+    r = dry_run(tmp_path, _config(tmp_path, lambda c: (_tables(str(d))(c), c["quench"].update(R=25))),
                 extra=["-p"])
     assert r.returncode == 0, _err(r)[-2000:]
-    assert "losses.R = auto -> R = 40" in r.stderr and "quench.R = 30.5" in r.stderr
+    assert "losses.R = auto -> R = 40" in r.stderr and "quench.R = 25" in r.stderr
     cmds = [line for line in r.stdout.splitlines() if "sweep-meso" in line or "quench-temperature" in line]
     assert cmds and all('"R": 40.0' in c for c in cmds if "sweep-meso" in c)
-    assert all('"R": 30.5' in c for c in cmds if "quench-temperature" in c)
+    assert all('"R": 25.0' in c for c in cmds if "quench-temperature" in c)
 
 
 @needs_snakemake
@@ -257,10 +257,11 @@ KILL_SCRIPTS = {
     "figure": ("png", "from matplotlib.figure import Figure as T", "savefig", 1,
                "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
                "from epcal.figures import _save; _save(plt.figure(), OUT, {})"),
-    "csv": ("csv", "from pathlib import Path as T", "write_text", 0,
+    "csv": ("csv", "from pandas import DataFrame as T", "to_csv", 1,
             "from epcal.cli import main; import pandas as pd; from epcal.schema import write_table; "
             "cols = ['k_hat', 'lam_hat', 'chi_hat', 'L_stat', 'L_macro', 'L_meso_plus', 'L_meso_minus']; "
-            "row = {'l': 6.6, **{c: 0.5 for c in cols}, **{c + '_err': 0.1 for c in cols}}; "
+            "row = {'l': 6.6, 'k_hat_status': 'estimate', **{c: 0.5 for c in cols}, "
+            "**{c + '_err': 0.1 for c in cols}}; "
             "write_table(pd.DataFrame([row]), OUT + '.fit.parquet'); "
             "main(['optimum', '--fits', OUT + '.fit.parquet', '--out', OUT + '.parquet', '--csv', OUT])"),
 }

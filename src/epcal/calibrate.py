@@ -108,8 +108,7 @@ def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict
     """A reference made by the EPM itself at stated parameters (a 'digital twin')."""
     model = resolve_model(model)
     p = model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], model)
-    p.patch_size(float(twin.get("R_max", 30.0)))  # R_max must fit in the twin's lattice
-    n_list, alphas = twin_probe_grid(twin)  # the grid the start-up check expects (epcal.refdir)
+    n_list, alphas = twin_probe_grid(twin, p)  # the grid the start-up check expects (epcal.refdir)
     spec = probe_spec(n_list, alphas, ("quench", "stationary"), twin.get("stride", 1))
     ens = run(p, range(int(twin["replicas"])), twin["seed"], twin.get("gamma_max", 2.0),
               T_quench=float(twin["T"]), probe=spec, threads=twin.get("threads", 1))

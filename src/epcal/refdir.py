@@ -132,7 +132,7 @@ class Offer:
 
     grid: dict
     source: str
-    lattice: float | None = None
+    lattice: object = None  # EPMParams of an EPM-made reference
 
     @classmethod
     def from_probe(cls, probe: pd.DataFrame, source: str) -> "Offer":
@@ -142,24 +142,30 @@ class Offer:
         return cls(grid, source)
 
 
-def twin_probe_grid(twin: dict) -> tuple[list[int], list[float]]:
-    """Patch sizes n and orientations (degrees) the twin reference is probed at (reference.twin)."""
-    from .params import patch_size
-
-    n_max = patch_size(float(twin.get("R_max", 30.0)), float(twin["l"]))
+def twin_probe_grid(twin: dict, p) -> tuple[list[int], list[float]]:
+    """Patch sizes n and orientations (degrees) the twin reference (reference.twin) is probed at,
+    on its lattice ``p`` (EPMParams): by default the 4 sizes up to n(R_max)."""
+    n_max = p.patch_size(float(twin.get("R_max", 30.0)))
     n_list = [int(n) for n in (twin.get("n_list") or range(max(1, n_max - 3), n_max + 1))]
     alphas = [float(a) for a in (twin.get("alpha") or np.arange(0.0, 180.0, 15.0))]
     return n_list, alphas
 
 
-def twin_offer(twin: dict) -> Offer:
+def twin_lattice(twin: dict, model: dict | None):
+    """The EPM lattice (EPMParams) the twin reference is made on."""
+    from .calibrate import model_params, resolve_model
+
+    return model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], resolve_model(model))
+
+
+def twin_offer(twin: dict, model: dict | None) -> Offer:
     """The probe grid the twin will have (it is made by a job, after start-up)."""
     from .params import patch_radius
 
-    n_list, alphas = twin_probe_grid(twin)
-    l = float(twin["l"])
-    per_R = {patch_radius(n, l): sorted({a % 180.0 for a in alphas}) for n in n_list}
-    return Offer({"quench": per_R, "stationary": dict(per_R)}, "the twin (reference.twin)", lattice=l)
+    p = twin_lattice(twin, model)
+    n_list, alphas = twin_probe_grid(twin, p)
+    per_R = {patch_radius(n, p.l): sorted({a % 180.0 for a in alphas}) for n in n_list}
+    return Offer({"quench": per_R, "stationary": dict(per_R)}, "the twin (reference.twin)", lattice=p)
 
 
 def atomistic_offer(atom: dict) -> Offer:
@@ -187,12 +193,13 @@ def _resolve_R(need: ProbeNeed, offer: Offer, per_R: dict) -> tuple[float | None
     if need.R == "auto":
         return radii[-1], None, f"{need.R_key} = auto -> R = {radii[-1]:g} (the largest R of {offer.source})"
     want, how = float(need.R), f"{need.R_key} = {float(need.R):g}"
-    if offer.lattice is not None:  # an EPM-made reference: the radius of the patch nearest R
-        from .params import patch_radius, patch_size
+    if offer.lattice is not None:  # an EPM-made reference: the radius of the EPM patch for R
+        from .params import patch_radius
 
-        n = patch_size(want, offer.lattice)
-        want = patch_radius(n, offer.lattice)
-        how += f" -> R = {want:g} (patch n = {n} of the twin's lattice l = {offer.lattice:g})"
+        lat = offer.lattice
+        n = lat.patch_size(want)
+        want = patch_radius(n, lat.l)
+        how += f" -> R = {want:g} (patch n = {n} of the twin's lattice, element side {lat.l:.4g})"
     got = _find(radii, want)
     if got is None:
         return None, (f"config key '{need.R_key}' = {need.R}: {offer.source} has no '{need.state}' rows at "
@@ -438,7 +445,7 @@ def resolve_reference(cfg: dict, full: bool = True) -> Resolution:
         if problems:
             raise _bad_tables(path, "reference.tables.path", problems)
         return Resolution("tables", path, reason, radii, notes)
-    offer = twin_offer(ref["twin"]) if src == "twin" else atomistic_offer(ref["atomistic"])
+    offer = twin_offer(ref["twin"], cfg.get("model")) if src == "twin" else atomistic_offer(ref["atomistic"])
     radii, problems, notes = resolve_needs(needs, offer)
     if problems:
         raise ValueError("invalid configuration for " + offer.source + ":\n  " + "\n  ".join(problems))
