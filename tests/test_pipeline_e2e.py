@@ -232,6 +232,82 @@ def test_meso_option_reruns_meso_and_downstream_not_macro(run_dir):
     assert c["sweep_meso"] == 5 and "sweep_macro" not in c and "reference_twin" not in c
 
 
+def test_artifacts_record_the_reference_used(run_dir):
+    """Issue 11 case 1: the start-up resolution (source, why, radii) is in every table's metadata."""
+    from epcal.schema import read_metadata
+
+    for f in ("results/calibration/optimum.parquet", "results/sweep/macro/l6.6/k2.20.parquet",
+              "results/figures/fig4.parquet", "results/reference/twin/probe.parquet"):
+        used = read_metadata(run_dir / f)["reference_used"]
+        assert used["source"] == "twin" and "reference.source = twin" in used["reason"], (f, used)
+        assert used["radii"]["losses.R"] == pytest.approx(8 * 98.8045 / 15 / np.sqrt(np.pi)), (f, used)
+
+
+def test_losses_meso_keys_rerun_no_macro_cell(run_dir):
+    """Issue 11 case 6: the macro cells read only gamma_min, max_n, quantize_increments of `losses`:
+    changing alpha_minus or R reruns the meso cells and what follows, not the macro cells."""
+    for change in ({"alpha_minus": 135.0}, {"R": 26.0}):  # the twin has alpha 135 and n = 7 (R = 26.01)
+        cfg = copy.deepcopy(TINY)
+        cfg["losses"] = {**TINY["losses"], **change}
+        write_cfg(run_dir, cfg)
+        try:
+            r = snake(run_dir, dry=True)
+        finally:
+            write_cfg(run_dir, TINY)
+        c = job_counts(r.stdout)
+        assert r.returncode == 0 and c.get("sweep_meso") == 5, (change, c, r.stderr[-2000:])
+        assert "sweep_macro" not in c and "reference_twin" not in c, (change, c)
+
+
+def test_equal_values_rerun_nothing(run_dir):
+    """Issue 11 cases 6 and 8: seed=3.1e1 is the config's 31, and nested --config values are read as
+    the schema's types (meso.n_boot = 40 as in the config): nothing to do."""
+    for extra in (["--config", "seed=3.1e1"], ["--config", "meso={n_boot: 40}"]):
+        r = snake(run_dir, *extra, dry=True)
+        assert r.returncode == 0 and job_counts(r.stdout) == {}, (extra, r.stdout[-1500:], r.stderr[-1500:])
+
+
+def test_engine_files_the_old_hand_list_missed_rerun_the_sweeps(run_dir):
+    """Issue 11 case 5: the rules' code dependencies come from what their verb uses, so editing
+    vecmath.py (threshold draws) or variants.py reruns the sweeps; restoring the file reruns nothing."""
+    for name in ("vecmath.py", "variants.py"):
+        path = run_dir / "src" / "epcal" / name
+        text = path.read_text()
+        _touch(path)
+        try:
+            c = job_counts(snake(run_dir, dry=True).stdout)
+        finally:
+            path.write_text(text)
+        assert c.get("sweep_macro") == 5 and c.get("sweep_meso") == 5 and c.get("reference_twin") == 1, (name, c)
+        assert job_counts(snake(run_dir, dry=True).stdout) == {}, name
+
+
+def test_killed_job_resumes_to_the_same_bytes(run_dir):
+    """SIGKILL of Snakemake and its job in the middle of a macro cell; --unlock and --rerun-incomplete
+    then give the cell's table byte for byte (the measured fault behaviour of issue 11)."""
+    import signal
+
+    target = "results/sweep/macro/l6.6/k2.20.parquet"
+    out, log = run_dir / target, run_dir / "results/logs/sweep/macro/l6.6/k2.20.log"
+    before = out.read_bytes()
+    out.unlink()
+    log.unlink()
+    cmd = [SNAKEMAKE, "-s", str(run_dir / "Snakefile"), "--directory", str(run_dir), "--configfile",
+           str(run_dir / "tiny.yaml"), "-c", "1", target]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "L_macro" in log.read_text()):
+        time.sleep(0.2)  # until the cell has evaluated its first (lambda, chi)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not out.exists(), "the job finished before it was killed: the test killed nothing"
+    assert snake(run_dir, "--unlock").returncode == 0
+    r = snake(run_dir, target, "--rerun-incomplete")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert out.read_bytes() == before
+    assert job_counts(snake(run_dir, dry=True).stdout) == {}
+
+
 def _touch(path: Path):
     """Change the code (Snakemake ignores a newer mtime when the content checksum is unchanged)."""
     with open(path, "a") as fh:

@@ -45,12 +45,9 @@ def _path(err) -> str:
 def _fill_defaults(schema, inst, root):
     if not isinstance(inst, dict) or not isinstance(schema, dict):
         return
-    if "$ref" in schema:
-        ref = schema["$ref"].split("/")[-1]
-        schema = root["definitions"][ref]
+    schema = _deref(schema, root)
     for key, sub in (schema.get("properties") or {}).items():
-        if "$ref" in sub:
-            sub = {**root["definitions"][sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
+        sub = _deref(sub, root)
         if key not in inst and "default" in sub:
             inst[key] = json.loads(json.dumps(sub["default"]))
         if key in inst:

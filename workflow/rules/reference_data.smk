@@ -31,7 +31,9 @@ rule reference_twin:
 
 
 rule reference_check:
-    """Validate the reference (tables, keys, usable statistics) before any sweep runs."""
+    """Validate the reference (tables, keys, usable statistics) before the meso cells run (the
+    start-up has checked shipped or user tables already; a twin or atomistic reference is made by
+    a job, and checked here)."""
     input:
         ref=ref_files(),
         code=code("reference-check"),

@@ -12,8 +12,9 @@ def cell_cfg(stage):
 
 
 rule kernel:
-    """FEM kernels of the l lattice (periodic L_EP x L_EP, and the R ~ 30 patch), computed once into
-    the shared cache before the sweeps start (so concurrent jobs never build them together)."""
+    """FEM kernels of the l lattice (periodic L_EP x L_EP, and the patch of losses.R), computed once
+    into the shared cache before the meso cells start (so concurrent meso jobs never build them
+    together; the cache's writes are atomic, so a macro cell computing its periodic kernel is safe)."""
     input:
         ref=ref_files(),
         code=code("kernel-cell"),
@@ -37,11 +38,14 @@ rule kernel:
 
 
 rule sweep_macro:
-    """L_macro over the (lambda, chi) search of one (l, k) cell (replicas batched inside)."""
+    """L_macro over the (lambda, chi) search of one (l, k) cell (replicas batched inside).
+
+    Its inputs are what decides its result: the reference tables, its code (and, as params, the
+    macro keys of `losses`).  The reference check and the kernel job, which depend on losses.R,
+    are inputs of the meso cells only, so a new R or orientation reruns no macro cell (the cell
+    computes its periodic kernel itself if the shared cache does not have it yet)."""
     input:
         ref=ref_files(),
-        check="results/reference/check.parquet",
-        kernel="results/kernels/l{l}.npz",
         code=code("sweep-macro"),
     output:
         "results/sweep/macro/l{l}/k{k}.parquet",
@@ -68,6 +72,8 @@ rule sweep_meso:
     input:
         ref=ref_files(),
         macro="results/sweep/macro/l{l}/k{k}.parquet",
+        check="results/reference/check.parquet",
+        kernel="results/kernels/l{l}.npz",
         code=code("sweep-meso"),
     output:
         "results/sweep/meso/l{l}/k{k}.parquet",
