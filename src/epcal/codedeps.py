@@ -74,12 +74,22 @@ def _assigned_names(node) -> list[str]:
     return [t.id for t in targets if isinstance(t, ast.Name)]
 
 
+#: the definition name that stands for a module's module-level statements (they run on import)
+MODULE_LEVEL = "<module>"
+
+
 class CodeDeps:
-    """Reachability walk over the epcal sources under ``src`` (the directory holding ``epcal/``)."""
+    """Reachability walk over the epcal sources under ``src`` (the directory holding ``epcal/``).
+
+    The nodes are (module, definition) pairs; (module, None) is the whole module and
+    (module, MODULE_LEVEL) its module-level statements.  The edges of a node depend on its source
+    only, so they are computed once per node for all walks.
+    """
 
     def __init__(self, src: str | Path):
         self.src = Path(src)
         self._modules: dict[str, _Module | None] = {}
+        self._edges: dict[tuple, list] = {}
 
     def module(self, name: str) -> _Module | None:
         """The parsed module ``name`` of the package, or None (not an epcal module)."""
@@ -96,50 +106,44 @@ class CodeDeps:
     def files(self, entries, skip=()) -> list[Path]:
         """Source files reached from ``entries``: (module name, definition name) pairs; the
         definitions in ``skip`` are not followed."""
-        self._seen: set = set(skip)
-        self._files: set[Path] = set()
+        seen, found = set(skip), set()
         todo = list(entries)
         while todo:
-            mod_name, name = todo.pop()
-            todo.extend(self._visit(mod_name, name))
-        return sorted(self._files)
+            key = todo.pop()
+            mod = self.module(key[0])
+            if key in seen or mod is None:
+                continue
+            seen.add(key)
+            found.add(mod.path)
+            parts = mod.name.split(".")  # importing a module runs its packages' and its own module level
+            todo.extend((".".join(parts[:i]), MODULE_LEVEL) for i in range(1, len(parts) + 1))
+            todo.extend(self.edges(key))
+        return sorted(found)
 
-    def _enter(self, mod: _Module) -> list:
-        """Count a module (and its packages' __init__); on first entry follow its module-level statements."""
-        out = []
-        if mod.path not in self._files:
-            self._files.add(mod.path)
-            parts = mod.name.split(".")
-            for i in range(1, len(parts)):
-                pkg = self.module(".".join(parts[:i]))
-                if pkg is not None:
-                    out.extend(self._enter(pkg))
-            for stmt in mod.statements:
-                out.extend(self._names(mod, stmt, {}))
-        return out
+    def edges(self, key) -> list:
+        """The nodes one node uses (cached)."""
+        if key not in self._edges:
+            self._edges[key] = self._successors(*key)
+        return self._edges[key]
 
-    def _visit(self, mod_name: str, name: str | None) -> list:
-        key = (mod_name, name)
+    def _successors(self, mod_name: str, name: str | None) -> list:
         mod = self.module(mod_name)
-        if key in self._seen or mod is None:
-            return []
-        self._seen.add(key)
-        out = self._enter(mod)
+        if name == MODULE_LEVEL:
+            return [k for stmt in mod.statements for k in self._names(mod, stmt, {})]
         if name is None:  # the module used as a whole
-            return out + [(mod_name, d) for d in mod.defs]
-        sub = self.module(f"{mod_name}.{name}")
-        if sub is not None and name not in mod.defs:  # "from epcal import figures"
-            return out + self._enter(sub)
+            return [(mod_name, d) for d in mod.defs]
+        if name not in mod.defs and self.module(f"{mod_name}.{name}") is not None:  # "from epcal import figures"
+            return [(f"{mod_name}.{name}", MODULE_LEVEL)]
         if name in mod.defs:
             node = mod.defs[name]
             local = {}
             for inner in ast.walk(node):
                 if isinstance(inner, (ast.Import, ast.ImportFrom)):
                     local.update(mod.import_map(inner))
-            return out + self._names(mod, node, local)
+            return self._names(mod, node, local)
         if name in mod.imports:  # re-exported
-            return out + [mod.imports[name]]
-        return out + [(mod_name, None)]  # defined dynamically: the whole module
+            return [mod.imports[name]]
+        return [(mod_name, None)]  # defined dynamically: the whole module
 
     def _names(self, mod: _Module, node, local: dict) -> list:
         """(module, name) pairs of the epcal definitions ``node`` refers to."""
@@ -147,9 +151,7 @@ class CodeDeps:
         imports = {**mod.imports, **local}
         for inner in ast.walk(node):
             if isinstance(inner, (ast.Import, ast.ImportFrom)):  # an import runs the imported module
-                for target, attr in mod.import_map(inner).values():
-                    if self.module(target) is not None:
-                        out.extend(self._enter(self.module(target)))
+                out.extend((target, MODULE_LEVEL) for target, _ in mod.import_map(inner).values())
             elif isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
                 out.extend(self._attribute(imports, inner.value.id, inner.attr))
             elif isinstance(inner, ast.Name):
@@ -182,14 +184,19 @@ def _walker(src: str) -> CodeDeps:
 
 def verb_sources(verb: str, src: str | Path, cli_module: str = "epcal.cli.calibrate") -> list[Path]:
     """Source files the ``epcal`` verb ``verb`` (e.g. 'sweep-macro') of ``cli_module`` runs."""
-    deps = _walker(str(Path(src).resolve()))
+    return list(_verb_sources(verb, str(Path(src).resolve()), cli_module))
+
+
+@functools.lru_cache(maxsize=None)
+def _verb_sources(verb: str, src: str, cli_module: str) -> tuple[Path, ...]:
+    deps = _walker(src)
     func = "cmd_" + verb.replace("-", "_")
     mod = deps.module(cli_module)
     if mod is None or func not in mod.defs:
         raise ValueError(f"epcal verb {verb!r}: no function {func} in {cli_module}")
-    cli_dir = Path(src).resolve().joinpath(*cli_module.split(".")[:-1])
+    cli_dir = Path(src).joinpath(*cli_module.split(".")[:-1])
     groups = [f"{PACKAGE}.cli.{p.stem}" for p in sorted(cli_dir.glob("*.py")) if not p.stem.startswith("_")]
     entries = [(cli_module, func), (f"{PACKAGE}.cli", "main")] + [(g, "register") for g in groups]
     # the groups' register() functions name every verb function; only the one the rule runs is followed
     verbs = {(g, d) for g in groups for d in deps.module(g).defs if d.lstrip("_").startswith("cmd_")}
-    return deps.files(entries, skip=verbs - {(cli_module, func)})
+    return tuple(deps.files(entries, skip=verbs - {(cli_module, func)}))
