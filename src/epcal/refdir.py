@@ -127,8 +127,8 @@ DEFAULT_NEEDS = dataclasses.replace(
 # ----------------------------------------------------------------------------- what a reference offers
 @dataclasses.dataclass(frozen=True)
 class Offer:
-    """The probe grid of a reference: state -> {R: orientations}; ``lattice``: the element length of
-    an EPM-made reference (the twin), whose radii are l n / sqrt(pi)."""
+    """The probe grid of a reference: state -> {R: orientations (mod 180)}; ``lattice``: the
+    lattice (EPMParams) of an EPM-made reference (the twin), whose radii are l n / sqrt(pi)."""
 
     grid: dict
     source: str
@@ -329,7 +329,7 @@ def inspect_reference_dir(path: str | Path, needs: Needs | None = None,
     if tables.get("macro.parquet") is not None:
         dg = meta.get("delta_gamma") if _value_ok(meta.get("delta_gamma"), "a positive number") else DELTA_GAMMA
         problems += _check_stationary(tables["macro.parquet"], path / "macro.parquet",
-                                           needs.gamma_min if needs else None, float(dg))
+                                      needs.gamma_min if needs else None, float(dg))
     radii, notes = {}, []
     probe = tables.get("probe.parquet")
     if probe is not None:
