@@ -291,6 +291,17 @@ def test_7_a_writer_killed_mid_write_leaves_no_file_under_the_real_name(tmp_path
     assert not out.exists(), f"a half-written {out.name} under the real name"
 
 
+def test_7_an_atomic_write_gives_the_file_the_usual_mode(tmp_path):
+    """The temporary file of an atomic write is made 0600; the renamed artifact has the mode a plain
+    open() gives (results stay readable by the group, as before)."""
+    from epcal.schema import write_table
+
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    write_table(pd.DataFrame({"a": [1.0]}), tmp_path / "t.parquet")
+    assert (tmp_path / "t.parquet").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 @pytest.mark.parametrize("message_only", [False, True], ids=["errno", "pyarrow-message"])
 def test_7_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch, capsys, message_only):
     import pyarrow.parquet as pq

@@ -14,6 +14,16 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: the mode a plain open() gives a new file under this process's umask
+_FILE_MODE = 0o666 & ~_umask()
+
+
 class DiskFullError(OSError):
     """No space left on the device while writing a file (nothing was left behind)."""
 
@@ -29,6 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (path.suffix if suffix is None else suffix),
                                dir=path.parent)
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600: give the file the mode open() would (0666 & ~umask)
     os.close(fd)
     try:
         yield Path(tmp)
