@@ -64,8 +64,12 @@ for r in sys.argv[2:]:
 ' "$CODE/config/atomistic_campaign.yaml" "${REPLICAS[@]}")
 [ "${OUT#"$DIR/"}" = "$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["reference"]["atomistic"]["outdir"])' "$CODE/config/atomistic_campaign.yaml")" ] \
     || { echo "$0: outdir of config/atomistic_campaign.yaml is not ${OUT#"$DIR/"}" >&2; exit 2; }
-snakemake -s "$CODE/workflow/rules/reference.smk" --configfile "$CODE/config/atomistic_campaign.yaml" \
-    --directory "$DIR" --cores "$CORES" --keep-going --rerun-triggers mtime --rerun-incomplete \
+SMK_ARGS=(-s "$CODE/workflow/rules/reference.smk" --configfile "$CODE/config/atomistic_campaign.yaml" --directory "$DIR")
+# a session that ended by SIGKILL leaves Snakemake's lock behind; this script is the directory's
+# only user, so a lock with no campaign running is stale
+pgrep -f -- "--directory $DIR" > /dev/null && { echo "$0: a campaign is already running in $DIR" >&2; exit 2; }
+snakemake "${SMK_ARGS[@]}" --unlock >> "$DIR/campaign.log" 2>&1
+snakemake "${SMK_ARGS[@]}" --cores "$CORES" --keep-going --rerun-triggers mtime --rerun-incomplete \
     "${targets[@]}" >> "$DIR/campaign.log" 2>&1 &
 SMK=$!
 trap 'kill $SMK 2>/dev/null || true' INT TERM
