@@ -91,17 +91,71 @@ def test_bound_status_of_the_fit():
     df = synthetic_losses(k0=0.6, noise=0.001, n_boot=4)
     opt = fits.fit_optimum(df, half_width=0.5).iloc[0]
     assert opt["k_hat_status"] == "at_lower_edge" and opt["k_hat_bound_frac"] == 1.0
-    assert fits.fit_temperature(np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.2, 0.1]))["T_hat_status"] != "estimate"
+    T = np.array([0.1, 0.2, 0.3])
+    F = np.stack([1.0 + T, 1.0 + 2 * T], axis=1)  # both cross their reference below the grid
+    assert fits.fit_temperature_magnitudes(T, F, [1.05, 1.1])["T_hat_status"] == "at_lower_edge"
 
 
-def test_fit_temperature():
-    T = np.array([0.1, 0.2, 0.3, 0.4])
-    out = fits.fit_temperature(T, (T - 0.27) ** 2, half_width=None)
-    assert out["T_hat"] == pytest.approx(0.27, abs=1e-6)
-    out = fits.fit_temperature(T, T)
-    assert out["T_hat"] == 0.1 and not out["convex"]
+def test_fit_temperature_magnitudes_exact_where_a_parabola_through_the_loss_is_biased():
+    """All magnitudes cross their reference at T0 = 0.13 and curve differently: L_quench(T) is an
+    asymmetric V (steep at low T).  Fitting the smooth magnitudes recovers T0; a parabola through
+    the V (the former estimator) lands on its shallow side."""
+    T = np.round(np.arange(0.05, 0.5001, 0.05), 2)
+    T0 = 0.13
+    ref = np.array([1.0, 2.0, 0.5])
+    slope, curv = np.array([-6.0, 3.0, -4.0]), np.array([20.0, -8.0, 15.0])
+    F = ref * (1 + slope * (T[:, None] - T0) + curv * (T[:, None] - T0) ** 2)
+    out = fits.fit_temperature_magnitudes(T, F, ref, half_width=0.1)
+    assert out["T_hat_status"] == "estimate"
+    assert out["T_hat"] == pytest.approx(T0, abs=0.1 / 400)
+    L = fits.relative_loss(F, ref).mean(axis=1)
+    assert fits.fit_parabola(T, L, 0.1).k_hat > T0 + 0.02
+
+
+def test_log_regression_exact_for_an_exponential_lambda_of_k():
+    k = np.arange(1.0, 2.01, 0.25)
+    lam = 4.0 * np.exp(-1.3 * k)
+    assert fits.interpolate_at(k, lam, 1.4, 1.0, 2.0, "log_regression") == pytest.approx(4.0 * np.exp(-1.3 * 1.4))
+    assert fits.interpolate_at(k, lam, 1.4, 1.0, 2.0, "regression") > 4.0 * np.exp(-1.3 * 1.4) * 1.02
+
+
+def test_bootstrap_correlations():
+    per = {b: {"k_hat": float(b), "lam_hat": -2.0 * b, "chi_hat": (-1) ** b} for b in range(10)}
+    per[-1] = {"k_hat": 0.0, "lam_hat": 0.0, "chi_hat": 0.0}
+    kinds = {b: "joint" for b in range(10)} | {-1: "full"}
+    c = fits.bootstrap_correlations(per, kinds, fits.OPTIMUM_KEYS)
+    assert c["corr_k_hat_lam_hat"] == pytest.approx(-1.0)
+    assert abs(c["corr_k_hat_chi_hat"]) < 0.5
 
 
 def test_fit_missing_columns():
     with pytest.raises(ValueError, match="L_stat"):
         fits.fit_optimum(pd.DataFrame({"l": [1.0], "k": [1.0], "lam": [1.0], "chi": [1.0], "boot": [-1]}))
+
+
+def test_temperature_optimum_propagates_the_optimum_error():
+    """T_hat_err_opt = sqrt(d^T C d): d the T_hat shifts of the one-error-bar scans, C the optimum's
+    correlations; fully anti-correlated k and lambda shifts of +0.02 and +0.01 give 0.01."""
+    from epcal.calibrate import temperature_optimum
+
+    T = np.round(np.arange(0.05, 0.5001, 0.05), 2)
+
+    def rows(T0, shift, boots):
+        out = []
+        for b in boots:
+            t0 = T0 + 0.001 * b if b >= 0 else T0
+            out.append(pd.DataFrame({"l": 6.6, "T": T, "boot": b, "resample": "full" if b < 0 else "joint",
+                                     "shift": shift, "L_quench": np.abs(T - t0),
+                                     "mean_tau_c_a0": 1.0 + (T - t0), "ref_mean_tau_c_a0": 1.0,
+                                     "std_tau_c_a0": 2.0 * (1.0 - 3 * (T - t0)), "ref_std_tau_c_a0": 2.0}))
+        return out
+    scan = pd.concat(rows(0.22, "none", [-1, 0, 1, 2, 3]) + rows(0.24, "k_hat", [-1]) + rows(0.23, "lam_hat", [-1])
+                     + rows(0.22, "chi_hat", [-1]), ignore_index=True)
+    out = temperature_optimum(scan, 0.1, {"corr_k_hat_lam_hat": -1.0, "corr_k_hat_chi_hat": 0.0,
+                                          "corr_lam_hat_chi_hat": 0.0})
+    assert out["T_hat"] == pytest.approx(0.22, abs=1e-3)
+    assert out["T_hat_err_opt"] == pytest.approx(0.01, abs=1e-3)
+    assert out["T_hat_err_scan"] == pytest.approx(np.std([0.22, 0.221, 0.222, 0.223]), abs=5e-4)
+    assert out["T_hat_err"] == pytest.approx(np.hypot(out["T_hat_err_scan"], 0.01))
+    uncorrelated = temperature_optimum(scan, 0.1, {})
+    assert uncorrelated["T_hat_err_opt"] == pytest.approx(np.hypot(0.02, 0.01), abs=1e-3)

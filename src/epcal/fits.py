@@ -8,8 +8,16 @@ fitted range; when c <= 0 the fit has no minimum and k_hat is the discrete
 minimum).  lambda_hat and chi_hat are obtained at k_hat from the per-k
 selected values: ``interp = "regression"`` (default) evaluates at k_hat a
 straight line fitted over the same window, which smooths the staircase a
-discrete (lambda, chi) grid produces; ``interp = "linear"`` interpolates
-between the two neighbouring k.
+discrete (lambda, chi) grid produces; ``interp = "log_regression"`` fits that
+line to log(lambda) and log(chi) (the selected lambda(k) is convex, falling
+steeply at small k, and a straight line through it overestimates lambda_hat
+inside the window); ``interp = "linear"`` interpolates between the two
+neighbouring k.
+
+The window: L_stat(k) is not a parabola but an asymmetric, V-like valley
+(steeper on the small-k side); the wider the window, the further the fitted
+vertex moves towards the shallow side (benchmarks/pipeline/RESULTS.md, section 4),
+so the default configurations use ``half_width`` = 2 grid steps or a few more.
 
 Uncertainties: the loss tables carry bootstrap rows (``boot`` >= 0; ``boot`` = -1
 is the full ensemble against the full reference) of three kinds (column
@@ -34,6 +42,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from .losses import relative_loss
+
 LOSS_KEYS = ("L_stat", "L_macro", "L_meso_plus", "L_meso_minus")
 
 
@@ -53,6 +63,9 @@ class ParabolaFit:
     def is_estimate(self) -> bool:
         return self.status == "estimate"
 
+
+#: fit.interp values (module doc)
+INTERP_METHODS = ("log_regression", "regression", "linear")
 
 #: k_hat_status / T_hat_status values (module doc)
 FIT_STATUSES = ("estimate", "at_lower_edge", "at_upper_edge", "not_convex")
@@ -97,13 +110,16 @@ def interpolate_at(k, y, k_hat: float, lo: float, hi: float, method: str = "regr
     k, y = k[o], y[o]
     if method == "linear":
         return float(np.interp(k_hat, k, y))
-    if method == "regression":
+    if method in ("regression", "log_regression"):
         w = (k >= lo - 1e-12) & (k <= hi + 1e-12)
         if np.unique(k[w]).size < 2:
             return float(np.interp(k_hat, k, y))
+        if method == "log_regression":  # a straight line in log y: no bias from the convex lambda(k)
+            s, i = np.polyfit(k[w], np.log(y[w]), 1)
+            return float(np.exp(i + s * k_hat))
         s, i = np.polyfit(k[w], y[w], 1)
         return float(i + s * k_hat)
-    raise ValueError(f"fit.interp = {method!r}: expected 'regression' or 'linear'")
+    raise ValueError(f"fit.interp = {method!r}: expected one of {list(INTERP_METHODS)}")
 
 
 def select_per_k(df: pd.DataFrame, key: str = "L_stat") -> pd.DataFrame:
@@ -141,6 +157,24 @@ def bootstrap_errors(per_boot: dict, kinds: dict, keys) -> dict:
     return out
 
 
+OPTIMUM_KEYS = ("k_hat", "lam_hat", "chi_hat")
+
+
+def bootstrap_correlations(per_boot: dict, kinds: dict, keys) -> dict:
+    """``corr_<a>_<b>``: the correlation over the joint bootstrap rows of every pair of ``keys``
+    (k_hat and lam_hat are strongly anti-correlated: lambda compensates k)."""
+    rows = [v for b, v in per_boot.items() if kinds.get(b) == "joint"]
+    X = np.array([[v[key] for key in keys] for v in rows], float)
+    out = {}
+    for i, a in enumerate(keys):
+        for j in range(i + 1, len(keys)):
+            x, y = X[:, i] if len(X) else X, X[:, j] if len(X) else X
+            ok = np.isfinite(x) & np.isfinite(y) if len(X) else np.zeros(0, bool)
+            c = np.corrcoef(x[ok], y[ok])[0, 1] if ok.sum() > 2 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0 else 0.0
+            out[f"corr_{a}_{keys[j]}"] = float(c)
+    return out
+
+
 def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: str = "regression") -> pd.DataFrame:
     """The optimum table: one row per l with values (full ensemble), bound status and bootstrap errors."""
     need = {"l", "k", "lam", "chi", "boot", "resample", "L_stat"}
@@ -156,6 +190,7 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
             raise ValueError(f"fit: no full-ensemble rows (boot = -1) for l = {l}")
         row = {"l": float(l), **per_boot[-1]}
         row.update(bootstrap_errors(per_boot, kinds, ("k_hat", "lam_hat", "chi_hat", *LOSS_KEYS)))
+        row.update(bootstrap_correlations(per_boot, kinds, OPTIMUM_KEYS))
         joint = [v["k_hat_status"] for b, v in per_boot.items() if kinds.get(b) == "joint"]
         row["k_hat_bound_frac"] = float(np.mean([s != "estimate" for s in joint])) if joint else float("nan")
         row["n_k"] = int(g[g["boot"] == -1]["k"].nunique())
@@ -166,8 +201,39 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
     return pd.DataFrame(rows)
 
 
-def fit_temperature(T, L, half_width: float | None = 0.1) -> dict:
-    """T_hat from a quench-loss scan: least-squares parabola over the temperatures within
-    ``half_width`` of the discrete minimum (at least the 3 nearest), as :func:`fit_parabola`."""
-    f = fit_parabola(T, L, half_width)
-    return {"T_hat": f.k_hat, "L_quench": f.L_hat, "convex": f.convex, "T_hat_status": f.status}
+def fit_temperature_magnitudes(T, F_ep, F_ref, half_width: float | None = 0.1, n_fine: int = 401) -> dict:
+    """T_hat from a quench scan's magnitudes (paper eq. 9, L_quench = mean_m |1 - F_EP,m / F_MD,m|).
+
+    L_quench(T) is V-shaped and asymmetric (steep at low T), so a parabola through it is pulled
+    towards its shallow side.  Each magnitude F_EP,m(T) is smooth instead: it is fitted by a
+    least-squares parabola over the temperatures within ``half_width`` of the discrete minimum of
+    L_quench (at least the 3 nearest), and T_hat is the minimum over that window of the loss of the
+    fitted magnitudes.  A minimum at an end of the window is a bound (status as :func:`fit_parabola`).
+
+    ``T`` (nT,), ``F_ep`` (nT, M) the EPM magnitudes, ``F_ref`` (M,) the reference's.
+    """
+    T = np.asarray(T, float)
+    F_ep = np.asarray(F_ep, float).reshape(T.size, -1)
+    F_ref = np.asarray(F_ref, float).ravel()
+    o = np.argsort(T)
+    T, F_ep = T[o], F_ep[o]
+    ok = np.isfinite(F_ep).all(axis=0) & np.isfinite(F_ref) & (F_ref != 0)
+    if not ok.any():
+        raise ValueError("fit: no finite quench magnitudes")
+    F_ep, F_ref = F_ep[:, ok], F_ref[ok]
+    L = relative_loss(F_ep, F_ref[None, :]).mean(axis=1)
+    j = int(np.argmin(L))
+    win = np.ones(T.size, bool) if half_width is None else np.abs(T - T[j]) <= half_width + 1e-12
+    if win.sum() < 3:
+        win = np.zeros(T.size, bool)
+        win[np.argsort(np.abs(T - T[j]), kind="stable")[:3]] = True
+    Tw = T[win]
+    if Tw.size < 3:
+        return {"T_hat": float(T[j]), "L_quench": float(L[j]), "convex": False, "T_hat_status": "not_convex"}
+    coef = np.polyfit(Tw, F_ep[win], 2)  # (3, M)
+    Tf = np.linspace(Tw.min(), Tw.max(), int(n_fine))
+    Ff = coef[0][None, :] * Tf[:, None] ** 2 + coef[1][None, :] * Tf[:, None] + coef[2][None, :]
+    Lf = relative_loss(Ff, F_ref[None, :]).mean(axis=1)
+    i = int(np.argmin(Lf))
+    status = "at_lower_edge" if i == 0 else "at_upper_edge" if i == Tf.size - 1 else "estimate"
+    return {"T_hat": float(Tf[i]), "L_quench": float(Lf[i]), "convex": True, "T_hat_status": status}
