@@ -67,7 +67,7 @@ def test_variant_runs_and_probes_from_its_state_file(tmp_path, capsys):
     (["aqs", "--slip-systems", "10"], "multiple of 4"),
     (["quench", "--T", "0"], "--T 0"),
     (["probe", "--states", "nonexistent.parquet"], "nonexistent.parquet"),
-    (["aqs", "--variant", "A"], "not implemented"),
+    (["aqs", "--variant", "B", "--p-std", "-1"], "p_std = -1.0"),
     (["aqs", "--variant", "E"], "--tau-c"),
 ])
 def test_bad_input_gives_clear_error(args, needle):
