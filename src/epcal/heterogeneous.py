@@ -260,7 +260,7 @@ def moduli_key(G: np.ndarray) -> str:
 #: lattices of model A's samples (at L_EP = 15 one is 2.4 MB, at 29 one is 34 MB)
 LATTICES = BoundedCache(1 << 29)
 #: reduced fixed-boundary patch responses of model A
-PATCHES = BoundedCache(1 << 28)
+PATCHES = BoundedCache(1 << 29)
 
 
 def lattice(L: int, G: np.ndarray, B: float) -> HeterogeneousLattice:

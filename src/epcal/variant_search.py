@@ -1,0 +1,195 @@
+"""Calibration of the model variants of appendix A.8 (Figs. 6 and 10) by a search that does not depend on a start.
+
+Objective: L_stat (Eq. 9) at the element length of model C's optimum, as a function of the variant's free
+parameters (:attr:`epcal.variants.Variant.free_parameters`; B's alpha_p and A's moduli distribution are
+fixed, as in A.8.1-A.8.2), every point run with the same replica streams (common random numbers: the
+objective is a deterministic function of the parameters, and A's moduli fields and B's offsets are the
+same samples at every point).  Every run starts from a KMC-quenched state at model C's T_hat.
+
+Search (cfg ``search``), in the logarithms of the parameters (they are positive scales):
+
+1. a space-filling design: ``design`` points of a scrambled, centred-discrepancy-optimized Latin
+   hypercube (seed ``seed``) over the box ``ranges`` of the free parameters;
+2. Nelder-Mead from each of the ``local`` best design points (``max_evals`` evaluations each, initial
+   simplex of ``initial_step`` in each log-parameter, kept inside the box);
+3. the best evaluated point wins and is re-run with the joint bootstrap (errors of the L's);
+4. parameter errors: half-widths of the region where L_stat is within its bootstrap error of the
+   minimum, sqrt(2 sigma_L (H^-1)_ii) in log-parameters, H the Hessian of a quadratic fit of L_stat
+   through the evaluated points nearest the best (status ``not_convex`` when H is not positive definite);
+   a best point within 2 % of the box's edge is reported as ``at_edge`` (a bound, not an estimate).
+
+Optional ``include``: named extra candidates evaluated with the design, "model_C" (model C's optimum)
+and/or "paper" (the paper's A.8 value).  A different ``seed`` gives a different start set; the
+optimum must not depend on it (benchmarks/pipeline/variant_starts.py compares two).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .calibrate import _boot_seed, _meta, model_params, probe_spec, quench_T, ref_boot_seed, resolve_model, run
+from .losses import Evaluator, LossSettings, Reference
+from .simulate import RunawayAvalanche
+
+#: stream key of the variant calibration: every parameter point runs the same replica streams
+VARIANT_STREAM_KEY = 0xA8
+#: default box of the design per free parameter (covers the paper's optima of A.8 and model C's)
+SEARCH_RANGES = {"k": (1.0, 3.0), "lam": (0.3, 4.0), "chi": (0.75, 4.0), "tau_c": (0.2, 2.0),
+                 "dgamma_pl": (0.005, 0.1)}
+SEARCH_DEFAULTS = {"design": 16, "local": 2, "seed": 1, "include": ()}
+
+
+def variant_of(name: str, cfg: dict, values: dict | None = None):
+    """The variant ``name`` with the configured A/B settings and this point's tau_c / dgamma_pl."""
+    from .variants import variant
+
+    values = values or {}
+    G = cfg.get("shear_modulus") or {}
+    pr = cfg.get("pressure") or {}
+    return variant(name, tau_c=values.get("tau_c"), dgamma_pl=values.get("dgamma_pl"), G_mean=G.get("mean"),
+                   G_shape=G.get("shape"), alpha_p=cfg.get("alpha_p"), p_mean=pr.get("mean"), p_std=pr.get("std"))
+
+
+def search_box(names, search: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) log-parameter bounds of the search (``ranges`` over :data:`SEARCH_RANGES`)."""
+    ranges = {**SEARCH_RANGES, **(search.get("ranges") or {})}
+    return (np.log([float(ranges[nm][0]) for nm in names]), np.log([float(ranges[nm][1]) for nm in names]))
+
+
+def design_points(names, search: dict) -> np.ndarray:
+    """Log-parameter points (n, d) of the space-filling design over the box ``ranges``."""
+    from scipy.stats import qmc
+
+    lo, hi = search_box(names, search)
+    n = int(search.get("design", SEARCH_DEFAULTS["design"]))
+    lhs = qmc.LatinHypercube(d=len(names), optimization="random-cd", rng=int(search.get("seed", 1)))
+    return lo + lhs.random(n) * (hi - lo)
+
+
+def parameter_errors(X: np.ndarray, L: np.ndarray, sigma_L: float) -> tuple[np.ndarray, str]:
+    """Half-widths (log-parameters) of {L_stat <= L_min + sigma_L} from a local quadratic fit (see module)."""
+    d = X.shape[1]
+    ok = np.isfinite(L)
+    X, L = X[ok], L[ok]
+    nq = (d + 1) * (d + 2) // 2
+    if len(L) < nq + 2 or not np.isfinite(sigma_L):
+        return np.full(d, np.nan), "too_few_points"
+    best = X[np.argmin(L)]
+    near = np.argsort(np.linalg.norm(X - best, axis=1))[: max(2 * nq, nq + 4)]
+    dx = X[near] - best
+    iu = np.triu_indices(d)
+    A = np.hstack([np.ones((len(near), 1)), dx, dx[:, iu[0]] * dx[:, iu[1]]])
+    coef = np.linalg.lstsq(A, L[near], rcond=None)[0]
+    H = np.zeros((d, d))
+    H[iu] = coef[1 + d:]
+    H = H + H.T  # d^2 L / dx_i dx_j: 2 c_ii on the diagonal, c_ij off it
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return np.full(d, np.nan), "not_convex"
+    return np.sqrt(2.0 * sigma_L * np.diag(np.linalg.inv(H))), "estimate"
+
+
+def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, threads: int = 1, log=print):
+    """Optimum of model variant ``name`` at the element length of ``opt`` (model C's optimum row); see module.
+
+    cfg keys: model, seed, losses, replicas, gamma_max, stride, max_evals, n_boot, initial_step, T_default,
+    search {design, local, seed, ranges, include}, alpha_p, pressure {mean, std}, shear_modulus {mean, shape}.
+    Returns (one row per evaluated point, ``stage`` design/include/local, ``best`` marking the optimum, meta).
+    """
+    from scipy.optimize import minimize
+
+    from .variants import PAPER_OPTIMA
+
+    model = resolve_model(cfg.get("model"), ref.meta)
+    settings = LossSettings.from_config(cfg.get("losses"))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
+    l = float(opt["l"])
+    T = quench_T(opt, cfg, log)
+    search = {**SEARCH_DEFAULTS, **(cfg.get("search") or {})}
+    # parameters that are not free stay at model C's optimum (tau_c = lam_hat / 2, dgamma_pl = 0.03)
+    base = {"k": float(opt["k_hat"]), "lam": float(opt["lam_hat"]), "chi": float(opt["chi_hat"]),
+            "tau_c": 0.5 * float(opt["lam_hat"]), "dgamma_pl": 0.03}
+    names = variant_of(name, cfg, base).free_parameters
+    reps = range(int(cfg["replicas"]))
+    seed = int(cfg["seed"])
+    rows, cache = [], {}
+
+    def run_point(values: dict, n_boot: int = 0):
+        p = model_params(l, values["k"], values["lam"], values["chi"], model)
+        spec = probe_spec([p.patch_size(ev.ref_R)], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
+                          cfg.get("stride", 1))
+        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), T_quench=T, probe=spec, threads=threads,
+                  variant=variant_of(name, cfg, values), stream_key=VARIANT_STREAM_KEY)
+        return ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=_boot_seed(seed, l, values["k"]), details=True)
+
+    def objective(x, stage, start):
+        key = tuple(np.round(x, 10))
+        if key in cache:
+            return cache[key]
+        values = {**base, **{nm: float(np.exp(xi)) for nm, xi in zip(names, x)}}
+        common = {**{k: values[k] for k in ("k", "lam", "chi", "tau_c", "dgamma_pl")}, "stage": stage, "start": start}
+        try:
+            r = run_point(values).iloc[0]
+            f = float(r["L_stat"])
+            rows.append({**common, **r.to_dict(), "runaway": False})
+        except RunawayAvalanche:
+            f = float("inf")  # a runaway point is not a candidate: no finite loss is worse
+            rows.append({**common, "runaway": True, "L_stat": np.nan})
+        log(f"variant {name} [{stage} {start}]: " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
+            + f"  L_stat={f:.4f}")
+        cache[key] = f
+        return f
+
+    design = design_points(names, search)
+    lo, hi = search_box(names, search)
+    for i, x in enumerate(design):
+        objective(x, "design", i)
+    for cand in search.get("include") or ():
+        src = {"model_C": {}, "paper": PAPER_OPTIMA.get(name, {})}.get(cand)
+        if src is None:
+            raise ValueError(f"variants.search.include: {cand!r}: expected 'model_C' or 'paper'")
+        objective(np.log([{**base, **src}[nm] for nm in names]), "include", cand)
+    order = np.argsort([cache[tuple(np.round(x, 10))] for x in design])
+    step = float(cfg.get("initial_step", 0.25))
+    converged = []
+    for j in order[: int(search.get("local", 2))]:
+        x0 = design[j]
+        if not np.isfinite(cache[tuple(np.round(x0, 10))]):
+            continue
+        # initial simplex inside the box: step towards the far side where the near one is too close
+        steps = np.where(x0 + step <= hi, step, -step)
+        simplex = np.vstack([x0] + [x0 + steps[i] * np.eye(len(names))[i] for i in range(len(names))])
+        res = minimize(objective, x0, args=("local", int(j)), method="Nelder-Mead", bounds=list(zip(lo, hi)),
+                       options={"maxfev": int(cfg.get("max_evals", 30)), "initial_simplex": simplex,
+                                "xatol": 0.02, "fatol": 1e-3})
+        converged.append(bool(res.success))
+    hist = pd.DataFrame(rows)
+    ok = hist[~hist["runaway"]]
+    if ok.empty:
+        raise ValueError(f"variant {name}: every evaluated point ran away (no finite L_stat); "
+                         "change variants.search.ranges")
+    best = ok.loc[ok["L_stat"].idxmin()]
+    values = {k: float(best[k]) for k in ("k", "lam", "chi", "tau_c", "dgamma_pl")}
+    boot = run_point(values, n_boot=int(cfg.get("n_boot", 50)))
+    errs = boot[boot["resample"] == "joint"][[c for c in boot.columns if c.startswith("L_")]].std(ddof=1)
+    hist["best"] = False
+    hist.loc[best.name, "best"] = True
+    for c, e in errs.items():
+        hist[f"{c}_err"] = np.where(hist["best"], e, np.nan)
+    X = np.log(ok[list(names)].to_numpy(float))
+    half, status = parameter_errors(X, ok["L_stat"].to_numpy(float), float(errs.get("L_stat", np.nan)))
+    xb = np.log([values[nm] for nm in names])
+    if np.any(np.minimum(xb - lo, hi - xb) < 0.02 * (hi - lo)):
+        status = "at_edge"
+    for nm, h in zip(names, half):
+        hist[f"{nm}_err"] = np.where(hist["best"], values[nm] * h, np.nan)  # relative half-width x value
+    hist = hist.assign(variant=name, l=l, free=",".join(names), evaluations=len(cache), converged=all(converged),
+                       param_err_status=status, search_seed=int(search.get("seed", 1)))
+    meta = _meta("variant-calibration", variant=name, variant_settings=variant_of(name, cfg, values).as_dict(),
+                 free_parameters=list(names), search={k: v for k, v in search.items() if k != "ranges"},
+                 ranges={nm: list({**SEARCH_RANGES, **(search.get("ranges") or {})}[nm]) for nm in names},
+                 T_quench=T, seed=seed, replicas=[0, len(reps)], model=model)
+    log(f"variant {name}: best " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
+        + f"  L_stat={best['L_stat']:.4f} ({len(cache)} points; parameter errors: {status})")
+    return hist, meta
