@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-KEYS = ("aqs_run_median_s", "quench_median_s", "probe_full_median_s")
+KEYS = ("aqs_run_median_s", "aqs_run_cpu_median_s", "aqs_run_min_s", "quench_median_s", "probe_full_median_s")
 
 
 def main() -> None:
