@@ -13,10 +13,13 @@ Search (cfg ``search``), in the logarithms of the parameters (they are positive 
 2. Nelder-Mead from each of the ``local`` best design points (``max_evals`` evaluations each, initial
    simplex of ``initial_step`` in each log-parameter, kept inside the box);
 3. the best evaluated point wins and is re-run with the joint bootstrap (errors of the L's);
-4. parameter errors: half-widths of the region where L_stat is within its bootstrap error of the
-   minimum, sqrt(2 sigma_L (H^-1)_ii) in log-parameters, H the Hessian of a quadratic fit of L_stat
-   through the evaluated points nearest the best (status ``not_convex`` when H is not positive definite);
-   a best point within 2 % of the box's edge is reported as ``at_edge`` (a bound, not an estimate).
+4. parameter errors: the evaluated points whose L_stat is within the best point's bootstrap error of the
+   minimum cannot be told from it; each parameter's range over them is reported (``{p}_lo``, ``{p}_hi``)
+   and half of it as ``{p}_err`` (status ``estimate``; ``few_points`` when fewer than d + 2 points are in
+   that set; ``at_edge`` when the best point is within 2 % of the box's edge: a bound, not an estimate).
+   The range is a lower bound of the true one where the search sampled little (a local quadratic fit was
+   tried first: with 8 replicas per point L_stat is too rough for its Hessian, not positive definite for
+   8 of the 9 variants).
 
 Optional ``include``: named extra candidates evaluated with the design, "model_C" (model C's optimum)
 and/or "paper" (the paper's A.8 value).  A different ``seed`` gives a different start set; the
@@ -66,28 +69,13 @@ def design_points(names, search: dict) -> np.ndarray:
     return lo + lhs.random(n) * (hi - lo)
 
 
-def parameter_errors(X: np.ndarray, L: np.ndarray, sigma_L: float) -> tuple[np.ndarray, str]:
-    """Half-widths (log-parameters) of {L_stat <= L_min + sigma_L} from a local quadratic fit (see module)."""
-    d = X.shape[1]
+def parameter_ranges(P: np.ndarray, L: np.ndarray, sigma_L: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(lower, upper, count): range of each parameter (columns of P) over the points whose L is within
+    sigma_L of the minimum (the points that cannot be told from the best)."""
     ok = np.isfinite(L)
-    X, L = X[ok], L[ok]
-    nq = (d + 1) * (d + 2) // 2
-    if len(L) < nq + 2 or not np.isfinite(sigma_L):
-        return np.full(d, np.nan), "too_few_points"
-    best = X[np.argmin(L)]
-    near = np.argsort(np.linalg.norm(X - best, axis=1))[: max(2 * nq, nq + 4)]
-    dx = X[near] - best
-    iu = np.triu_indices(d)
-    A = np.hstack([np.ones((len(near), 1)), dx, dx[:, iu[0]] * dx[:, iu[1]]])
-    coef = np.linalg.lstsq(A, L[near], rcond=None)[0]
-    H = np.zeros((d, d))
-    H[iu] = coef[1 + d:]
-    H = H + H.T  # d^2 L / dx_i dx_j: 2 c_ii on the diagonal, c_ij off it
-    try:
-        np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        return np.full(d, np.nan), "not_convex"
-    return np.sqrt(2.0 * sigma_L * np.diag(np.linalg.inv(H))), "estimate"
+    P, L = P[ok], L[ok]
+    acc = L <= L.min() + (sigma_L if np.isfinite(sigma_L) else 0.0)
+    return P[acc].min(axis=0), P[acc].max(axis=0), int(acc.sum())
 
 
 def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, threads: int = 1, log=print):
@@ -177,15 +165,18 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
     hist.loc[best.name, "best"] = True
     for c, e in errs.items():
         hist[f"{c}_err"] = np.where(hist["best"], e, np.nan)
-    X = np.log(ok[list(names)].to_numpy(float))
-    half, status = parameter_errors(X, ok["L_stat"].to_numpy(float), float(errs.get("L_stat", np.nan)))
+    plo, phi, n_acc = parameter_ranges(ok[list(names)].to_numpy(float), ok["L_stat"].to_numpy(float),
+                                       float(errs.get("L_stat", np.nan)))
+    status = "estimate" if n_acc >= len(names) + 2 else "few_points"
     xb = np.log([values[nm] for nm in names])
     if np.any(np.minimum(xb - lo, hi - xb) < 0.02 * (hi - lo)):
         status = "at_edge"
-    for nm, h in zip(names, half):
-        hist[f"{nm}_err"] = np.where(hist["best"], values[nm] * h, np.nan)  # relative half-width x value
+    for nm, a, b in zip(names, plo, phi):
+        hist[f"{nm}_lo"] = np.where(hist["best"], a, np.nan)
+        hist[f"{nm}_hi"] = np.where(hist["best"], b, np.nan)
+        hist[f"{nm}_err"] = np.where(hist["best"], 0.5 * (b - a), np.nan)
     hist = hist.assign(variant=name, l=l, free=",".join(names), evaluations=len(cache), converged=all(converged),
-                       param_err_status=status, search_seed=int(search.get("seed", 1)))
+                       param_err_status=status, n_indistinguishable=n_acc, search_seed=int(search.get("seed", 1)))
     meta = _meta("variant-calibration", variant=name, variant_settings=variant_of(name, cfg, values).as_dict(),
                  free_parameters=list(names), search={k: v for k, v in search.items() if k != "ranges"},
                  ranges={nm: list({**SEARCH_RANGES, **(search.get("ranges") or {})}[nm]) for nm in names},
