@@ -37,8 +37,8 @@ from .simulate import RunawayAvalanche
 #: stream key of the variant calibration: every parameter point runs the same replica streams
 VARIANT_STREAM_KEY = 0xA8
 #: default box of the design per free parameter (covers the paper's optima of A.8 and model C's)
-SEARCH_RANGES = {"k": (1.0, 3.0), "lam": (0.3, 4.0), "chi": (0.75, 4.0), "tau_c": (0.2, 2.0),
-                 "dgamma_pl": (0.005, 0.1)}
+SEARCH_RANGES = {"k": (0.7, 4.0), "lam": (0.2, 4.0), "chi": (0.75, 4.0), "tau_c": (0.2, 2.0),
+                 "dgamma_pl": (0.002, 0.1)}
 SEARCH_DEFAULTS = {"design": 16, "local": 2, "seed": 1, "include": ()}
 
 
@@ -78,6 +78,35 @@ def parameter_ranges(P: np.ndarray, L: np.ndarray, sigma_L: float) -> tuple[np.n
     return P[acc].min(axis=0), P[acc].max(axis=0), int(acc.sum())
 
 
+def point_evaluator(ref: Reference, name: str, opt: pd.Series, cfg: dict, threads: int = 1, log=print):
+    """(evaluate, base): evaluate(values, n_boot=0, boot_seed=None) is the Evaluator table (L's, bootstrap rows)
+    of variant ``name`` at the parameters ``values`` with the calibration's common random numbers; ``base``
+    holds the values of the parameters that are not free (model C's optimum; tau_c = lam_hat / 2,
+    dgamma_pl = 0.03).  A fixed ``boot_seed`` makes the bootstrap rows of two points paired."""
+    model = resolve_model(cfg.get("model"), ref.meta)
+    settings = LossSettings.from_config(cfg.get("losses"))
+    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
+    l = float(opt["l"])
+    T = quench_T(opt, cfg, log)
+    base = {"k": float(opt["k_hat"]), "lam": float(opt["lam_hat"]), "chi": float(opt["chi_hat"]),
+            "tau_c": 0.5 * float(opt["lam_hat"]), "dgamma_pl": 0.03}
+    reps = range(int(cfg["replicas"]))
+    seed = int(cfg["seed"])
+
+    def evaluate(values: dict, n_boot: int = 0, boot_seed: int | None = None):
+        p = model_params(l, values["k"], values["lam"], values["chi"], model)
+        spec = probe_spec([p.patch_size(ev.ref_R)], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
+                          cfg.get("stride", 1))
+        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), T_quench=T, probe=spec, threads=threads,
+                  variant=variant_of(name, cfg, values), stream_key=VARIANT_STREAM_KEY)
+        bs = _boot_seed(seed, l, values["k"]) if boot_seed is None else int(boot_seed)
+        return ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=bs, details=True)
+
+    evaluate.T = T
+    evaluate.model = model
+    return evaluate, base
+
+
 def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, threads: int = 1, log=print):
     """Optimum of model variant ``name`` at the element length of ``opt`` (model C's optimum row); see module.
 
@@ -89,27 +118,13 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
 
     from .variants import PAPER_OPTIMA
 
-    model = resolve_model(cfg.get("model"), ref.meta)
-    settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
-    l = float(opt["l"])
-    T = quench_T(opt, cfg, log)
+    run_point, base = point_evaluator(ref, name, opt, cfg, threads, log)
+    model, T, l = run_point.model, run_point.T, float(opt["l"])
     search = {**SEARCH_DEFAULTS, **(cfg.get("search") or {})}
-    # parameters that are not free stay at model C's optimum (tau_c = lam_hat / 2, dgamma_pl = 0.03)
-    base = {"k": float(opt["k_hat"]), "lam": float(opt["lam_hat"]), "chi": float(opt["chi_hat"]),
-            "tau_c": 0.5 * float(opt["lam_hat"]), "dgamma_pl": 0.03}
     names = variant_of(name, cfg, base).free_parameters
     reps = range(int(cfg["replicas"]))
     seed = int(cfg["seed"])
     rows, cache = [], {}
-
-    def run_point(values: dict, n_boot: int = 0):
-        p = model_params(l, values["k"], values["lam"], values["chi"], model)
-        spec = probe_spec([p.patch_size(ev.ref_R)], [settings.alpha_plus, settings.alpha_minus], ("stationary",),
-                          cfg.get("stride", 1))
-        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), T_quench=T, probe=spec, threads=threads,
-                  variant=variant_of(name, cfg, values), stream_key=VARIANT_STREAM_KEY)
-        return ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=_boot_seed(seed, l, values["k"]), details=True)
 
     def objective(x, stage, start):
         key = tuple(np.round(x, 10))
@@ -180,7 +195,7 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
     meta = _meta("variant-calibration", variant=name, variant_settings=variant_of(name, cfg, values).as_dict(),
                  free_parameters=list(names), search={k: v for k, v in search.items() if k != "ranges"},
                  ranges={nm: list({**SEARCH_RANGES, **(search.get("ranges") or {})}[nm]) for nm in names},
-                 T_quench=T, seed=seed, replicas=[0, len(reps)], model=model)
+                 T_quench=T, seed=seed, replicas=[0, len(reps)], model=model, cfg=cfg)
     log(f"variant {name}: best " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
         + f"  L_stat={best['L_stat']:.4f} ({len(cache)} points; parameter errors: {status})")
     return hist, meta
