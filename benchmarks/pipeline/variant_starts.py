@@ -42,6 +42,7 @@ def main() -> None:
     args = ap.parse_args()
     opt = pd.read_parquet(Path(args.run1) / "results/calibration/optimum.parquet")
     opt = opt.loc[(opt["l"] - float(args.l)).abs().idxmin()]
+    ref = Reference.from_dir(args.ref)
     rows = []
     for pa in sorted((Path(args.run1) / f"results/variants/l{args.l}").glob("*.parquet")):
         pb = Path(args.run2) / f"results/variants/l{args.l}" / pa.name
@@ -50,7 +51,6 @@ def main() -> None:
         ta, tb = pd.read_parquet(pa), pd.read_parquet(pb)
         ra, rb = ta[ta.best].iloc[0], tb[tb.best].iloc[0]
         cfg = read_metadata(pa)["cfg"]
-        ref = Reference.from_dir(args.ref)
         evaluate, _ = point_evaluator(ref, ra.variant, opt, cfg, threads=args.threads, log=lambda *_: None)
         keys = ("k", "lam", "chi", "tau_c", "dgamma_pl")
         boots = []
