@@ -56,7 +56,7 @@ def main() -> None:
         boots = []
         for r in (ra, rb):
             t = evaluate({k: float(r[k]) for k in keys}, n_boot=args.n_boot, boot_seed=12345)
-            boots.append(t[t.resample == "joint"].sort_values("boot")["L_stat"].to_numpy())
+            boots.append(t[t["resample"] == "joint"].sort_values("boot")["L_stat"].to_numpy())
         d = boots[0] - boots[1]
         z = (ra.L_stat - rb.L_stat) / d.std(ddof=1)
         names = ra.free.split(",")
