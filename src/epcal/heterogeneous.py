@@ -189,7 +189,7 @@ def patch_response(Gp: np.ndarray, B: float) -> tuple[np.ndarray, np.ndarray]:
 def patch_set(G: np.ndarray, L: int, B: float, n_list, corners) -> tuple:
     """Flattened fixed-boundary responses of every (corner, n) patch of the lattice with moduli G (E,).
 
-    Returns (kd_flat, kx_flat, pf_coef, PatchSet) for :func:`epcal.probe.probe_kernel_het`: the
+    Returns (kd_flat, kx_flat, pf_coef, PatchSet) for :func:`epcal.probe.probe_kernel` (its ``het``): the
     reduced patch kernel of (p, i) at kd_flat[k_off[p, i]:] laid out [y, x, 3] (as
     :func:`epcal.probe.flatten_patch_kernels`), the f_x coefficients and loading responses of its
     elements at pf_coef[pf_off[p, i] + x] and resp[pf_off[p, i] + x] (3 x 3, row-major).

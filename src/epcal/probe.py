@@ -18,8 +18,9 @@ The probed state is never modified: renewed systems live in a per-test overlay.
 
 Model B (``pres``): every activation test of the patch uses the shifted thresholds
 tau_c + alpha_p p with the pressure of the patch element (unchanged by the traceless
-loading).  Model A: :func:`probe_kernel_het`, with each patch's own fixed-boundary
-responses (its elements' moduli), so its loading is no longer uniform.
+loading).  Model A (``het``): each patch with its own fixed-boundary responses (its
+elements' moduli, :func:`epcal.heterogeneous.patch_set`), so its loading is no longer
+uniform and the onset is found per patch.
 """
 from __future__ import annotations
 
