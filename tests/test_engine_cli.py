@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,12 +63,40 @@ def test_variant_runs_and_probes_from_its_state_file(tmp_path, capsys):
     assert (p.tau_c > 0).all()
 
 
+@pytest.mark.parametrize("args", [["--variant", "A", "--G-mean", "15", "--G-shape", "2"],
+                                  ["--variant", "B", "--alpha-p", "0.3", "--p-mean", "2", "--p-std", "0.2"]])
+def test_variants_a_and_b_run_and_probe_from_their_state_files(tmp_path, capsys, args):
+    """epcal aqs --variant A|B: the state file carries the sample (moduli field / pressure offset), so the state
+    read back has the same full stresses (model A: with each element's own response to the external strain)
+    and can be probed."""
+    from epcal.params import EPMParams
+    from epcal.simulate import Model, state_from_frame
+    from epcal.variants import Variant
+
+    states = tmp_path / "states.parquet"
+    assert main(["aqs", "--size", "6", *args, "--gamma-max", "0.6", "--T", "0.25", "--snapshots", "0.6",
+                 "--states-out", str(states), "--summary"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["drops_per_strain"] > 0
+    meta = read_metadata(states)
+    df = pd.read_parquet(states)
+    col = "shear_modulus" if args[1] == "A" else "pressure_offset"
+    assert col in df.columns and meta["variant"]["name"] == args[1]
+    probe = tmp_path / "probe.parquet"
+    assert main(["probe", "--states", str(states), "--n", "1,3", "--alpha", "0,90", "--out", str(probe)]) == 0
+    p = pd.read_parquet(probe)
+    assert check_table(p, PROBE) == [] and p.tau_c.notna().all()
+    model = Model(EPMParams(**meta["params"]), variant=Variant(**meta["variant"]))
+    st = state_from_frame(df, model)
+    assert np.allclose(st.stress(model.params.G)[:, 2], df.sxy, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["aqs", "--k", "-1"], "parameter k = -1.0"),
     (["aqs", "--slip-systems", "10"], "multiple of 4"),
     (["quench", "--T", "0"], "--T 0"),
     (["probe", "--states", "nonexistent.parquet"], "nonexistent.parquet"),
-    (["aqs", "--variant", "A"], "not implemented"),
+    (["aqs", "--variant", "B", "--p-std", "-1"], "p_std = -1.0"),
     (["aqs", "--variant", "E"], "--tau-c"),
 ])
 def test_bad_input_gives_clear_error(args, needle):

@@ -176,7 +176,7 @@ def test_kmc_thinning_selects_events_with_exact_probabilities():
             upper = exact * loose
             _tree_build(tree, P, upper)
             rref = np.empty(E)
-            e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, rref.copy(), rref.copy(), rates)
+            e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, rref.copy(), rref.copy(), rates, None)
             counts[e] += 1
         return counts
 

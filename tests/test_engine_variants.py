@@ -1,4 +1,6 @@
 """Model variants of appendix A.8 (epcal.variants): kernels, slip systems, amplitudes, runs."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -12,14 +14,21 @@ from epcal.variants import VARIANT_NAMES, variant
 
 P = EPMParams(L=10, l=6.6, N=12, k=2.2, lam=2.0, chi=2.25)
 EXTRA = {"E": dict(tau_c=1.0), "F": dict(dgamma_pl=0.02), "G": dict(dgamma_pl=0.02), "H": dict(tau_c=0.5, dgamma_pl=0.02)}
-IMPLEMENTED = ("C", "D", "E", "F", "G", "H", "I")
+IMPLEMENTED = ("A", "B", "C", "D", "E", "F", "G", "H", "I")
 
 
 def test_registry_and_clear_errors():
-    assert set(IMPLEMENTED) | {"A", "B"} == set(VARIANT_NAMES)
-    for name in ("A", "B"):
-        with pytest.raises(ValueError, match="not implemented"):
-            variant(name)
+    assert set(IMPLEMENTED) == set(VARIANT_NAMES)
+    a, b = variant("A"), variant("B")
+    assert (a.G_mean, a.G_shape, a.alpha_p) == (18.4, 1.3, None) and a.heterogeneous  # A.8.1
+    assert (b.alpha_p, b.p_mean, b.p_std, b.G_mean) == (0.2, 1.95, 0.22, None) and b.pressure_sensitive  # A.8.2
+    assert a.free_parameters == b.free_parameters == ("k", "lam", "chi")  # alpha_p is fixed in B (A.8.2)
+    with pytest.raises(ValueError, match="G_shape = -1"):
+        variant("A", G_shape=-1)
+    with pytest.raises(ValueError, match="p_std = -0.1"):
+        variant("B", p_std=-0.1)
+    with pytest.raises(ValueError, match="not implemented"):
+        dataclasses.replace(a, alpha_p=0.2, p_mean=0.0, p_std=0.0).validate()
     with pytest.raises(ValueError, match="expected one of"):
         variant("Z")
     with pytest.raises(ValueError, match="tau_c = None.*--tau-c"):

@@ -513,118 +513,6 @@ def emergent_bauschinger(opt: pd.Series, cfg: dict, threads: int = 1, ref_meta: 
     return df, meta
 
 
-# ------------------------------------------------------------------ model variants (appendix A.8)
-#: stream key of the variant calibration: every parameter point runs the same replica streams
-VARIANT_STREAM_KEY = 0xA8
-
-
-def _variant_starts(opt: pd.Series, cfg: dict, name: str) -> list[dict]:
-    """Starting points of variant ``name``'s search: cfg start[name] over model C's optimum at this l
-    (tau_c = lam_hat / 2, dgamma_pl = 0.03 where not given), and, with cfg paper_start (default
-    true), the paper's optimum of the variant (:data:`epcal.variants.PAPER_OPTIMA`)."""
-    from .variants import PAPER_OPTIMA
-
-    base = {"k": float(opt["k_hat"]), "lam": float(opt["lam_hat"]), "chi": float(opt["chi_hat"]),
-            "tau_c": 0.5 * float(opt["lam_hat"]), "dgamma_pl": 0.03}
-    starts = [{**base, **{k: float(v) for k, v in ((cfg.get("start") or {}).get(name) or {}).items()}}]
-    if cfg.get("paper_start", True):
-        paper = {**base, **PAPER_OPTIMA.get(name, {})}
-        if paper != starts[0]:
-            starts.append(paper)
-    return starts
-
-
-def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, threads: int = 1, log=print):
-    """Optimum of model variant ``name`` at the element length of ``opt`` (model C's optimum row).
-
-    Minimizes L_stat (Eq. 9) over the variant's free parameters (:attr:`Variant.free_parameters`)
-    by Nelder-Mead in the logarithms of the parameters (they are positive scales), from each
-    starting point of :func:`_variant_starts` (model C's optimum; the paper's value), ``max_evals``
-    evaluations each; the best point over all starts wins.  Every point runs the same replica streams (common random numbers), so the
-    objective is a deterministic function of the parameters and the simplex is not chasing noise.
-    The best point is then re-evaluated with a replica bootstrap (error bars).  Every run starts
-    from a KMC-quenched state at model C's T_hat (cfg T_default when the optimum has none): in
-    the variants without threshold disorder (H) the quenched pre-stress is the only disorder.
-
-    cfg keys: model, seed, losses, replicas, gamma_max, stride, max_evals, n_boot, start, paper_start,
-    initial_step, T_default.
-    Returns (one row per evaluated point with ``best`` marking the optimum, meta).
-    """
-    from scipy.optimize import minimize
-
-    from .variants import variant
-
-    model = resolve_model(cfg.get("model"), ref.meta)
-    settings = LossSettings.from_config(cfg.get("losses"))
-    ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
-    l = float(opt["l"])
-    T = quench_T(opt, cfg, log)
-    starts = _variant_starts(opt, cfg, name)
-    names = variant(name, tau_c=starts[0]["tau_c"], dgamma_pl=starts[0]["dgamma_pl"]).free_parameters
-    reps = range(int(cfg["replicas"]))
-    seed = int(cfg["seed"])
-    rows, cache = [], {}
-    start = starts[0]
-
-    def run_point(values: dict, n_boot: int = 0):
-        v = variant(name, tau_c=values.get("tau_c"), dgamma_pl=values.get("dgamma_pl"))
-        p = model_params(l, values["k"], values["lam"], values["chi"], model)
-        n = p.patch_size(ev.ref_R)
-        spec = probe_spec([n], [settings.alpha_plus, settings.alpha_minus], ("stationary",), cfg.get("stride", 1))
-        ens = run(p, reps, seed, cfg.get("gamma_max", 2.0), T_quench=T, probe=spec, threads=threads, variant=v,
-                  stream_key=VARIANT_STREAM_KEY)
-        return ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=_boot_seed(seed, l, values["k"]), details=True)
-
-    def objective(x, start_index):
-        key = tuple(np.round(x, 10))
-        if key in cache:
-            return cache[key]
-        values = {**start, **{nm: float(np.exp(xi)) for nm, xi in zip(names, x)}}
-        common = {**{k: values[k] for k in ("k", "lam", "chi", "tau_c", "dgamma_pl")}, "start": start_index}
-        try:
-            r = run_point(values).iloc[0]
-            f = float(r["L_stat"])
-            rows.append({**common, **r.to_dict(), "runaway": False})
-        except RunawayAvalanche:
-            f = float("inf")  # a runaway point is not a candidate: no finite loss is worse
-            rows.append({**common, "runaway": True, "L_stat": np.nan})
-        log(f"variant {name} [start {start_index}]: " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
-            + f"  L_stat={f:.4f}")
-        cache[key] = f
-        return f
-
-    step = float(cfg.get("initial_step", 0.25))  # size of the initial simplex in log-parameters
-    converged = []
-    for i, st in enumerate(starts):
-        start = st  # parameters that are not free stay at this start's values
-        x0 = np.log([st[nm] for nm in names])
-        simplex = np.vstack([x0] + [x0 + step * np.eye(len(names))[j] for j in range(len(names))])
-        res = minimize(objective, x0, args=(i,), method="Nelder-Mead",
-                       options={"maxfev": int(cfg.get("max_evals", 40)), "initial_simplex": simplex,
-                                "xatol": 0.02, "fatol": 1e-3})
-        converged.append(bool(res.success))
-    hist = pd.DataFrame(rows)
-    ok = hist[~hist["runaway"]]
-    if ok.empty:
-        raise ValueError(f"variant {name}: every evaluated point ran away (no finite L_stat); "
-                         "change variants.start")
-    best = ok.loc[ok["L_stat"].idxmin()]
-    values = {k: float(best[k]) for k in ("k", "lam", "chi", "tau_c", "dgamma_pl")}
-    boot = run_point(values, n_boot=int(cfg.get("n_boot", 50)))
-    errs = boot[boot["resample"] == "joint"][[c for c in boot.columns if c.startswith("L_")]].std(ddof=1)
-    hist["best"] = False
-    hist.loc[best.name, "best"] = True
-    for c, e in errs.items():
-        hist[f"{c}_err"] = np.where(hist["best"], e, np.nan)
-    hist = hist.assign(variant=name, l=l, free=",".join(names), evaluations=len(cache),
-                       converged=all(converged))
-    meta = _meta("variant-calibration", variant=name, free_parameters=list(names), starts=starts, T_quench=T,
-                 seed=seed, replicas=[0, len(reps)], model=model)
-    log(f"variant {name}: best " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
-        + f"  L_stat={best['L_stat']:.4f} ({len(cache)} points)")
-    return hist, meta
-
-
 # ------------------------------------------------------------------ number of slip systems (appendix A.1)
 def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, threads: int = 1,
                             log=print) -> tuple[pd.DataFrame, dict]:
@@ -686,3 +574,11 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
     log(f"N = {N}: lambda_hat = {lam_hat:.4f} +- {err:.4f} (k = {k:.3g}, chi = {chi:.3g})")
     meta = _meta("slip-systems", params=p.as_dict(), seed=seed, replicas=[0, len(reps)])
     return scan, meta
+
+
+# ------------------------------------------------------------------ model variants (appendix A.8)
+def calibrate_variant(*args, **kwargs):
+    """Optimum of one model variant: :func:`epcal.variant_search.calibrate_variant` (the search lives there)."""
+    from .variant_search import calibrate_variant as search
+
+    return search(*args, **kwargs)

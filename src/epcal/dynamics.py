@@ -18,6 +18,11 @@ State of one lattice (E = L*L elements, flat index e = i*L + j):
 Reduced kernels: a slip dg on system (a, b) is the plastic strain dg (a, -a, b/2),
 so the stress change is (dg a) Kd + (dg b) Kx with Kd = K[..., :, 0] - K[..., :, 1] and
 Kx = K[..., :, 2] / 2 (:func:`reduce_kernel`), stored column-doubled (:func:`wrap_kernel`).
+
+Models A and B: the last two arguments ``het`` and ``pres`` of :func:`relax`,
+:func:`steps_to_activation`, :func:`aqs` and :func:`kmc_quench` (:mod:`epcal.variant_kernels`;
+None for every other model, pruned at compile time).  For A, ``relax`` receives gamma_ext
+instead of G gamma_ext, and ``G`` of ``aqs`` is the sample's macroscopic modulus.
 """
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ import numpy as np
 from numba import njit
 
 from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_element, renew_systems, rng_uniform, slip_amplitude
+from .variant_kernels import (activation_estimates_het, activation_estimates_pressure, active_at_het,
+                              active_at_pressure, apply_slip_dense, element_load, element_rates_pressure,
+                              pressure_term, threshold_at, weakest_at, weakest_pressure)
 from .variants import V_AMPLITUDES, V_KERNEL, V_SYSTEMS, V_THRESHOLDS
 
 #: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
@@ -189,7 +197,7 @@ def _cache_bound(cache, e, d, sxy):
 
 @njit(cache=True)
 def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm):
+          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres):
     """Athermal relaxation at fixed external strain (section 3.4); returns the number of slips.
 
     Synchronous steps: every element with an active system (Delta tau^c <= 0) slips
@@ -197,7 +205,8 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
     redistribution; then all redistributions are applied and the slipped elements'
     systems renewed.  Repeats until no system is active.  ``slip_count[e]`` counts
     slips per element; ``work`` is the renewal work array (:func:`epcal.slip.renewal_work`);
-    ``vopt`` the model variant (:mod:`epcal.variants`), ``scratch``/``perm`` its work arrays.
+    ``vopt`` the model variant (:mod:`epcal.variants`), ``scratch``/``perm`` its work arrays;
+    ``het``/``pres`` models A and B (module docstring; for A ``ext_xy`` is gamma_ext).
     """
     E = sig.shape[0]
     total = 0
@@ -210,18 +219,38 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
     for _ in range(MAX_RELAX_STEPS):
         nact = 0
         for e in range(E):  # branch-free, vectorized: bounds of all elements
-            bound[e] = _cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext_xy)
+            if het is None:
+                bound[e] = _cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext_xy)
+            else:
+                dl, sl = element_load(sig, e, ext_xy, het)
+                bound[e] = _cache_bound(cache, e, dl, sl)
+            if pres is not None:  # the cache holds unshifted distances: the shift is exact
+                bound[e] += pressure_term(pres, sig[e, 0], sig[e, 1])
         for e in range(E):
             if bound[e] > CACHE_MARGIN:
                 continue
-            d = sig[e, 0] - sig[e, 1]
-            sxy = sig[e, 2] + ext_xy
-            s, dt = weakest_active(sig, ext_xy, tau_c, a, b, e)
-            cache[0, e] = dt
+            if het is None:
+                d = sig[e, 0] - sig[e, 1]
+                sxy = sig[e, 2] + ext_xy
+            else:
+                d, sxy = element_load(sig, e, ext_xy, het)
+            if pres is None:
+                if het is None:
+                    s, dt = weakest_active(sig, ext_xy, tau_c, a, b, e)
+                else:
+                    s, dt = weakest_at(tau_c, a, b, e, d, sxy)
+                cache[0, e] = dt
+            else:
+                qe = pressure_term(pres, sig[e, 0], sig[e, 1])
+                s, dt, raw = weakest_pressure(tau_c, a, b, e, d, sxy, qe)
+                cache[0, e] = raw
             cache[1, e] = d
             cache[2, e] = sxy
             if dt <= ACTIVE:
-                tau = tau_c[e, s] - dt
+                if pres is None:
+                    tau = tau_c[e, s] - dt
+                else:
+                    tau = threshold_at(tau_c[e, s], qe) - dt
                 buf_e[nact] = e
                 buf_s[nact] = s
                 if power_law:
@@ -234,13 +263,17 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
         for i in range(nact):
             e = buf_e[i]
             s = buf_s[i]
-            if eshelby:
+            if het is not None:
+                apply_slip_dense(sig, eps_pl, het.kernel_d, het.kernel_x, e, buf_dg[i], a[e, s], b[e, s])
+            elif eshelby:
                 apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
             else:
                 redistribute(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s], vopt, rng, scratch, perm)
         for i in range(nact):
             e = buf_e[i]
-            if original_systems:
+            if het is not None:  # gamma_max / tau from the element's own f_e(theta)
+                renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, het.f_coef[e], work)
+            elif original_systems:
                 renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
             else:
                 renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
@@ -269,7 +302,7 @@ def _activation_estimates(tau_c, a, b, e, d, sxy, rate_scale, rem, jest):
 
 
 @njit(cache=True)
-def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, work):
+def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, work, het, pres):
     """Smallest j in [1, jmax] such that some system is active at step n + sign*j, else jmax + 1.
 
     Loading is affine, tau of a system moves by sign G dgamma b per step, so j is
@@ -278,16 +311,29 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, w
     j >= (min Delta tau^c)/(G dgamma); the element with the lowest bound is scanned
     first and every element whose bound exceeds the best j found is skipped.  ``lb``
     is a work buffer of length E, ``work`` one of at least two rows of length N.
+    Model A: each system's rate is gamma (a c_d + b c_xy) and the bound uses the element's
+    rate_max; model B: distances shifted by the element's alpha_p p (constant while driving).
     """
     E, N = tau_c.shape
     best = jmax + 1
     step_tau = G * dgamma
     ext = G * (n * dgamma)
+    gam = n * dgamma
     rem = work[0]
     jest = work[1]
     first = 0
     for e in range(E):
-        lb[e] = (_cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext) - CACHE_MARGIN) / step_tau
+        if het is None:
+            bnd = _cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext)
+        else:
+            dl, sl = element_load(sig, e, gam, het)
+            bnd = _cache_bound(cache, e, dl, sl)
+        if pres is not None:
+            bnd += pressure_term(pres, sig[e, 0], sig[e, 1])
+        if het is None:
+            lb[e] = (bnd - CACHE_MARGIN) / step_tau
+        else:
+            lb[e] = (bnd - CACHE_MARGIN) / (dgamma * het.rate_max[e])
         if lb[e] < lb[first]:
             first = e
     # visit the most promising element first, then all others pruned by their bound
@@ -297,8 +343,18 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, w
             continue
         d = sig[e, 0] - sig[e, 1]
         sres = sig[e, 2]
-        sxy = sres + ext
-        _activation_estimates(tau_c, a, b, e, d, sxy, sign * step_tau, rem, jest)
+        if het is None:
+            sxy = sres + ext
+            if pres is None:
+                _activation_estimates(tau_c, a, b, e, d, sxy, sign * step_tau, rem, jest)
+            else:
+                qe = pressure_term(pres, sig[e, 0], sig[e, 1])
+                raw = activation_estimates_pressure(tau_c, a, b, e, d, sxy, qe, sign * step_tau, rem, jest)
+        else:
+            cd = het.load_d[e]
+            cx = het.load_xy[e]
+            dl, sxy = element_load(sig, e, gam, het)
+            activation_estimates_het(tau_c, a, b, e, dl, sxy, cd, cx, sign * dgamma, rem, jest)
         cmin = np.inf
         for s in range(N):
             if rem[s] < cmin:
@@ -308,12 +364,29 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, w
             j = int(np.ceil(jest[s]))
             if j < 1:
                 j = 1
-            while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * (j - 1)):
-                j -= 1
-            while not _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j):
-                j += 1
+            if het is not None:
+                while j > 1 and active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sres, cd, cx, dgamma,
+                                              n + sign * (j - 1)):
+                    j -= 1
+                while not active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sres, cd, cx, dgamma, n + sign * j):
+                    j += 1
+            elif pres is not None:
+                while j > 1 and active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma,
+                                                   n + sign * (j - 1), qe):
+                    j -= 1
+                while not active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j, qe):
+                    j += 1
+            else:
+                while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * (j - 1)):
+                    j -= 1
+                while not _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j):
+                    j += 1
             if j < best:
                 best = j
+        if pres is not None:
+            cmin = raw  # the cache holds unshifted distances
+        if het is not None:
+            d = dl
         cache[0, e] = cmin
         cache[1, e] = d
         cache[2, e] = sxy
@@ -354,7 +427,7 @@ def _steps_to_zero_stress(mres, G, dgamma, n, sign, jmax):
 
 @njit(cache=True, nogil=True)
 def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
-        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, vopt):
+        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, vopt, het, pres):
     """AQS simple shear from step n toward n_end (either sense), section 3.4.
 
     Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in the
@@ -382,7 +455,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
             return n, nrec, False
         remaining = (n_end - n) * sign
         if skip:
-            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb, work)
+            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb, work, het, pres)
             if stop_at_zero:
                 jz = _steps_to_zero_stress(mres, G, dgamma, n, sign, remaining)
                 if jz < j:
@@ -394,8 +467,12 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
         n += sign * j
         ext = G * (n * dgamma)
         before = mres + ext
-        ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
-                   slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm)
+        if het is None:
+            ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
+                       slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
+        else:  # model A: relax at gamma_ext; G is the sample's macroscopic modulus (records)
+            ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, n * dgamma, rng, k, lam, chi, f_coef,
+                       slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
         if ns > 0:
             mres = mean_xy(sig)
             rec_step[nrec] = n
@@ -463,16 +540,27 @@ def _vm_mean(sig):
 
 
 @njit(cache=True)
-def _min_dtau_mean(sig, tau_c, a, b):
+def _min_dtau_mean(sig, tau_c, a, b, pres):
     acc = 0.0
     for e in range(sig.shape[0]):
-        s, dt = weakest_active(sig, 0.0, tau_c, a, b, e)
+        if pres is None:
+            s, dt = weakest_active(sig, 0.0, tau_c, a, b, e)
+        else:
+            s, dt, raw = weakest_pressure(tau_c, a, b, e, sig[e, 0] - sig[e, 1], sig[e, 2],
+                                          pressure_term(pres, sig[e, 0], sig[e, 1]))
         acc += dt
     return acc / sig.shape[0]
 
 
 @njit(cache=True)
-def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates):
+def _rates(sig, tau_c, a, b, T, e, rates, pres):
+    if pres is None:
+        return _element_rates(sig, tau_c, a, b, T, e, rates)
+    return element_rates_pressure(sig, tau_c, a, b, T, e, rates, pres)
+
+
+@njit(cache=True)
+def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates, pres):
     """Choose the next thermal event (element, system) with probability nu / sum(nu), by thinning.
 
     ``upper`` (in the sum ``tree``) must bound every element's exact rate sum; the
@@ -483,7 +571,7 @@ def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates
         e = _tree_find(tree, P, rng_uniform(rng) * tree[1])
         if e >= E:
             e = E - 1
-        R = _element_rates(sig, tau_c, a, b, T, e, rates)
+        R = _rates(sig, tau_c, a, b, T, e, rates, pres)
         accept = rng_uniform(rng) * upper[e] < R
         rref[e] = R
         dref[e] = sig[e, 0] - sig[e, 1]
@@ -505,7 +593,7 @@ def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates
 
 @njit(cache=True, nogil=True)
 def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam, chi, f_coef,
-               slip_count, block, rtol, min_blocks, max_blocks, history, vopt):
+               slip_count, block, rtol, min_blocks, max_blocks, history, vopt, het, pres):
     """Thermal KMC at gamma_ext = 0 (appendix A.3) until stationarity, then T = 0 relaxation.
 
     Rates nu = exp(-Delta tau^c / T) (Eq. 11, V_a = 1).  A thermal event slips the
@@ -528,6 +616,10 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
     from the mean of the two before by at most ``rtol`` (relative), after at least
     ``max(min_blocks, 4)`` blocks.  Returns (events, blocks, converged);
     ``history[b] = (X1, X2)``.
+
+    Model B: rates and X2 from the shifted distances, the thermal amplitude bound gamma_max of the
+    shifted threshold, and B_e includes the change |alpha_p| |tr - tr_ref| / 2 of alpha_p p.
+    Model A: dense redistribution and each element's own f_e (no external load here).
     """
     E, N = tau_c.shape
     P = 1
@@ -549,11 +641,16 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
     perm = np.empty(E, np.int64)
     # start from an athermally stable state
     relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm)
+          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
+    if pres is not None:
+        tref = np.empty(E)
+        alpha = abs(pres[0])
     for e in range(E):
-        rref[e] = _element_rates(sig, tau_c, a, b, T, e, rates)
+        rref[e] = _rates(sig, tau_c, a, b, T, e, rates, pres)
         dref[e] = sig[e, 0] - sig[e, 1]
         sref[e] = sig[e, 2]
+        if pres is not None:
+            tref[e] = sig[e, 0] + sig[e, 1]
         upper[e] = rref[e]
         last_count[e] = slip_count[e]
     _tree_build(tree, P, upper)
@@ -565,23 +662,35 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
         x2 = 0.0
         nsamp = 0
         for ev in range(block):
-            e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates)
-            dg = draw_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi, vopt)
-            redistribute(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s], vopt, rng, scratch, perm)
-            renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
+            e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates, pres)
+            if pres is None:
+                dg = draw_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi, vopt)
+            else:
+                tc = threshold_at(tau_c[e, s], pressure_term(pres, sig[e, 0], sig[e, 1]))
+                dg = draw_amplitude(rng, gcoef[e, s] * tc, chi, vopt)
+            if het is None:
+                redistribute(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s], vopt, rng, scratch, perm)
+                renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
+            else:
+                apply_slip_dense(sig, eps_pl, het.kernel_d, het.kernel_x, e, dg, a[e, s], b[e, s])
+                renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, het.f_coef[e], work)
             slip_count[e] += 1
             cache[0, e] = -np.inf
             relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-                  slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm)
+                  slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
             events += 1
             # --- update the bounds of all elements
             for q in range(E):
                 d = sig[q, 0] - sig[q, 1]
                 bound = 0.5 * abs(d - dref[q]) + abs(sig[q, 2] - sref[q])
+                if pres is not None:
+                    bound += 0.5 * alpha * abs(sig[q, 0] + sig[q, 1] - tref[q])
                 if slip_count[q] != last_count[q] or bound > refresh:
-                    rref[q] = _element_rates(sig, tau_c, a, b, T, q, rates)
+                    rref[q] = _rates(sig, tau_c, a, b, T, q, rates, pres)
                     dref[q] = d
                     sref[q] = sig[q, 2]
+                    if pres is not None:
+                        tref[q] = sig[q, 0] + sig[q, 1]
                     upper[q] = rref[q]
                     last_count[q] = slip_count[q]
                 else:
@@ -590,7 +699,7 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
             _tree_build(tree, P, upper)
             if ev % sample_every == 0:
                 x1 += _vm_mean(sig)
-                x2 += _min_dtau_mean(sig, tau_c, a, b)
+                x2 += _min_dtau_mean(sig, tau_c, a, b, pres)
                 nsamp += 1
         history[blk, 0] = x1 / nsamp
         history[blk, 1] = x2 / nsamp

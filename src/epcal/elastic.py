@@ -123,15 +123,16 @@ def periodic_kernel_fft(L: int, G: float, B: float) -> np.ndarray:
     return np.ascontiguousarray(K.real)
 
 
-def assemble(nx: int, ny: int, G: float, B: float, periodic: bool):
+def assemble(nx: int, ny: int, G, B: float, periodic: bool):
     """Sparse global stiffness of an nx x ny element grid (scipy CSR) and the node map.
 
-    Nodes: (nx x ny) when periodic, else (nx+1) x (ny+1); node (i, j) has DOFs
-    2*node + (0, 1).  Returns (K, element_nodes) with element_nodes (nx*ny, 4).
+    Nodes: (nx x ny) when periodic, else (nx+1) x (ny+1); node (i, j) sits at (x, y) = (i, j)
+    and has DOFs 2*node + (0, 1).  ``G``: one shear modulus, or one per element (array of
+    nx*ny values, flat index i*ny + j; model A).  Returns (K, element_nodes) with
+    element_nodes (nx*ny, 4).
     """
     import scipy.sparse as sp
 
-    Ke, _ = element_matrices(G, B, 1.0)
     mx, my = (nx, ny) if periodic else (nx + 1, ny + 1)
     i, j = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
     i, j = i.ravel(), j.ravel()
@@ -139,33 +140,48 @@ def assemble(nx: int, ny: int, G: float, B: float, periodic: bool):
     dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(len(en), 8)
     rows = np.repeat(dofs, 8, axis=1).ravel()
     cols = np.tile(dofs, (1, 8)).ravel()
-    vals = np.tile(Ke.ravel(), len(en))
+    if np.ndim(G) == 0:
+        Ke, _ = element_matrices(G, B, 1.0)
+        vals = np.tile(Ke.ravel(), len(en))
+    else:  # K_e is linear in (G, B): G_e K_e(1, 0) + B K_e(0, 1)
+        KG, _ = element_matrices(1.0, 0.0, 1.0)
+        KB, _ = element_matrices(0.0, 1.0, 1.0)
+        vals = (np.ravel(G)[:, None] * KG.ravel() + B * KB.ravel()).ravel()
     K = sp.csr_matrix((vals, (rows, cols)), shape=(2 * mx * my, 2 * mx * my))
     return K, en
 
 
-def solve_periodic_direct(eps_pl: np.ndarray, G: float, B: float) -> np.ndarray:
+def stiffness_field(G, B: float, E: int) -> np.ndarray:
+    """Stiffness of each of E elements, (E, 3, 3): one G for all, or one per element (model A)."""
+    if np.ndim(G) == 0:
+        return np.broadcast_to(stiffness(G, B), (E, 3, 3))
+    return np.stack([stiffness(g, B) for g in np.ravel(G)])
+
+
+def solve_periodic_direct(eps_pl: np.ndarray, G, B: float, macro=None) -> np.ndarray:
     """Stress field (L, L, 3) of a plastic strain field eps_pl (L, L, 3) by a direct sparse FEM solve.
 
-    Independent of the FFT path: assembles the periodic stiffness, pins one node
-    (rigid translation) and solves at zero macroscopic strain.  Used by tests.
+    Independent of the FFT path and of the influence matrix of model A: assembles the periodic
+    stiffness, pins one node (rigid translation) and solves at the macroscopic strain ``macro``
+    (tensor components; default zero).  ``G`` may be one value per element (L, L).  Used by tests.
     """
     import scipy.sparse.linalg as spla
 
     L = eps_pl.shape[0]
-    C = stiffness(G, B)
+    Cs = stiffness_field(G, B, L * L)
     K, en = assemble(L, L, G, B, periodic=True)
-    _, Bbar = element_matrices(G, B, 1.0)
+    _, Bbar = element_matrices(1.0, 1.0, 1.0)
     ep = eps_pl.reshape(-1, 3)
-    fe = (Bbar.T @ W @ C @ ep.T).T  # (E, 8)
+    e0 = np.zeros(3) if macro is None else np.asarray(macro, float)
+    fe = np.einsum("dk,kl,elm,em->ed", Bbar.T, W, Cs, ep - e0)  # (E, 8)
     dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(len(en), 8)
     f = np.zeros(K.shape[0])
     np.add.at(f, dofs.ravel(), fe.ravel())
     free = np.arange(2, K.shape[0])
     u = np.zeros(K.shape[0])
     u[free] = spla.spsolve(K[free][:, free].tocsc(), f[free])
-    eps = (Bbar @ u[dofs].T).T
-    return ((C @ (eps - ep).T).T).reshape(L, L, 3)
+    eps = (Bbar @ u[dofs].T).T + e0
+    return np.einsum("eab,eb->ea", Cs, eps - ep).reshape(L, L, 3)
 
 
 # --------------------------------------------------------------- patch kernel
@@ -204,32 +220,35 @@ def patch_kernel_direct(n: int, G: float, B: float) -> np.ndarray:
     return Kp
 
 
-def solve_patch_direct(eps_pl: np.ndarray, G: float, B: float) -> np.ndarray:
+def solve_patch_direct(eps_pl: np.ndarray, G, B: float, boundary=None) -> np.ndarray:
     """Stress (n, n, 3) of a plastic strain field (n, n, 3) in a fixed-boundary patch, sparse solve.
 
-    Independent route for tests: eliminates the boundary DOFs of the assembled
-    sparse stiffness and solves for the given field at once.
+    Independent route for tests: eliminates the boundary DOFs of the assembled sparse stiffness
+    and solves for the given field at once.  ``boundary``: affine strain (tensor components)
+    imposed on the boundary nodes, u = eps x (default zero); ``G`` may be one per element (n, n).
     """
     import scipy.sparse.linalg as spla
 
     n = eps_pl.shape[0]
-    C = stiffness(G, B)
+    Cs = stiffness_field(G, B, n * n)
     ep = eps_pl.reshape(-1, 3)
-    if n == 1:
-        return (-(C @ ep.T).T).reshape(1, 1, 3)
+    e0 = np.zeros(3) if boundary is None else np.asarray(boundary, float)
     K, en = assemble(n, n, G, B, periodic=False)
-    _, Bbar = element_matrices(G, B, 1.0)
+    _, Bbar = element_matrices(1.0, 1.0, 1.0)
     dofs = np.stack([2 * en, 2 * en + 1], axis=2).reshape(len(en), 8)
     f = np.zeros(K.shape[0])
-    np.add.at(f, dofs.ravel(), ((Bbar.T @ W @ C @ ep.T).T).ravel())
+    np.add.at(f, dofs.ravel(), np.einsum("dk,kl,elm,em->ed", Bbar.T, W, Cs, ep).ravel())
     m = n + 1
     ni, nj = np.divmod(np.arange(m * m), m)
+    u = np.stack([e0[0] * ni + e0[2] * nj, e0[2] * ni + e0[1] * nj], axis=1).ravel()  # affine everywhere
     inner = np.flatnonzero((ni > 0) & (ni < n) & (nj > 0) & (nj < n))
     free = np.stack([2 * inner, 2 * inner + 1], axis=1).ravel()
-    u = np.zeros(K.shape[0])
-    u[free] = spla.spsolve(K[free][:, free].tocsc(), f[free])
+    if free.size:
+        fixed = np.setdiff1d(np.arange(K.shape[0]), free)
+        Kc = K.tocsc()
+        u[free] = spla.spsolve(Kc[free][:, free], f[free] - Kc[free][:, fixed] @ u[fixed])
     eps = (Bbar @ u[dofs].T).T
-    return ((C @ (eps - ep).T).T).reshape(n, n, 3)
+    return np.einsum("eab,eb->ea", Cs, eps - ep).reshape(n, n, 3)
 
 
 # --------------------------------------------------------- Eshelby and f(theta)

@@ -15,6 +15,12 @@ what keeps every slip's dissipation non-negative (A.7) -- as in the authors'
 code, where the patch solver recomputes S.
 
 The probed state is never modified: renewed systems live in a per-test overlay.
+
+Model B (``pres``): every activation test of the patch uses the shifted thresholds
+tau_c + alpha_p p with the pressure of the patch element (unchanged by the traceless
+loading).  Model A (``het``): each patch with its own fixed-boundary responses (its
+elements' moduli, :func:`epcal.heterogeneous.patch_set`), so its loading is no longer
+uniform and the onset is found per patch.
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ from numba import njit
 
 from .dynamics import ACTIVE, CACHE_MARGIN, FRACTURE_LIMIT, MAX_RELAX_STEPS, RUNAWAY_MESSAGE
 from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_systems
+from .variant_kernels import dtau_pressure, pressure_term, threshold_at
 
 
 @njit(cache=True)
-def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a):
+def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres):
     """Per element and orientation: strain gamma~ to first activation and the system.
 
     Returns (g (E, A), sys (E, A)).  tau(gamma~) = tau + gamma~ G c with
@@ -39,8 +46,13 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a):
     for e in range(E):
         d = sig[e, 0] - sig[e, 1]
         sxy = sig[e, 2]
+        if pres is not None:
+            qe = pressure_term(pres, sig[e, 0], sig[e, 1])
         for s in range(N):
-            rem = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
+            if pres is None:
+                rem = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
+            else:
+                rem = dtau_pressure(tau_c[e, s], a[e, s], b[e, s], d, sxy, qe)
             for q in range(A):
                 c = b[e, s] * cos2a[q] - 2.0 * a[e, s] * sin2a[q]
                 if c > 0.0:
@@ -53,7 +65,7 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a):
 
 @njit(cache=True, nogil=True)
 def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat, k_off, pf_coef, pf_off,
-                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out, vopt):
+                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out, vopt, het, pres):
     """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
     (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
 
@@ -63,6 +75,10 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
     pf_coef[pf_off[ni] + x] are the Fourier coefficients of f_x(theta) in that patch.
     ``vopt``: the model variant (:mod:`epcal.variants`): its slip systems, thresholds and
     amplitudes; the patch kernel stays the fixed-boundary Eshelby kernel in every variant.
+    ``pres``: model B's pressure term (None otherwise).  ``het``: model A's patches, a
+    :data:`epcal.variant_kernels.PatchSet` (None otherwise): the kernel and f_x of patch
+    (p, ni) at het.k_off[p, ni] and het.pf_off[p, ni] (k_off, pf_off unused), the loading
+    stress of element x per unit gamma~ R_x M(alpha) (het.resp), the onset found per patch.
     """
     E, N = tau_c.shape
     A = cos2a.shape[0]
@@ -71,7 +87,10 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
         if n_list[ni] > nmax:
             nmax = n_list[ni]
     M = nmax * nmax
-    g_el, s_el = element_onsets(sig, tau_c, a, b, G, cos2a, sin2a)
+    if het is None:
+        g_el, s_el = element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres)
+    else:
+        load = np.empty((M, 3))
     loc_sig = np.empty((M, 3))
     loc_elem = np.empty(M, np.int64)
     ov = np.zeros(M, np.bool_)
@@ -93,7 +112,12 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
         for ni in range(n_list.shape[0]):
             n = n_list[ni]
             m = n * n
-            off = k_off[ni]
+            if het is None:
+                off = k_off[ni]
+                pbase = pf_off[ni]
+            else:
+                off = het.k_off[p, ni]
+                pbase = het.pf_off[p, ni]
             for u in range(n):
                 for v in range(n):
                     loc_elem[u * n + v] = ((ci + u) % L) * L + (cj + v) % L
@@ -112,11 +136,33 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                 # onset: weakest element of the patch for this orientation
                 gc = np.inf
                 trig = -1
-                for x in range(m):
-                    gg = g_el[loc_elem[x], q]
-                    if gg < gc:
-                        gc = gg
-                        trig = x
+                trig_s = -1
+                if het is None:
+                    for x in range(m):
+                        gg = g_el[loc_elem[x], q]
+                        if gg < gc:
+                            gc = gg
+                            trig = x
+                    if trig >= 0:
+                        trig_s = s_el[loc_elem[trig], q]
+                else:  # model A: the loading R_x M(alpha) differs per element
+                    hs = 0.5 * sin2a[q]
+                    hc = 0.5 * cos2a[q]
+                    for x in range(m):
+                        r9 = het.resp[pbase + x]
+                        for c in range(3):
+                            load[x, c] = -r9[3 * c] * hs + r9[3 * c + 1] * hs + r9[3 * c + 2] * hc
+                        e = loc_elem[x]
+                        d = sig[e, 0] - sig[e, 1]
+                        sxy = sig[e, 2]
+                        for s in range(N):
+                            rate = a[e, s] * (load[x, 0] - load[x, 1]) + b[e, s] * load[x, 2]
+                            if rate > 0.0:
+                                gg = (tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)) / rate
+                                if gg < gc:
+                                    gc = gg
+                                    trig = x
+                                    trig_s = s
                 r = out[p, ni, q]
                 r[0] = gc
                 r[1] = si0
@@ -126,18 +172,28 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                     for z in range(4, 11):
                         r[z] = np.nan
                     continue
-                lx = -gc * G * sin2a[q]
-                ly = gc * G * sin2a[q]
-                lxy = gc * G * cos2a[q]
-                r[4] = si0 + lx
-                r[5] = si1 + ly
-                r[6] = si2 + lxy
-                for x in range(m):
-                    e = loc_elem[x]
-                    loc_sig[x, 0] = sig[e, 0] + lx
-                    loc_sig[x, 1] = sig[e, 1] + ly
-                    loc_sig[x, 2] = sig[e, 2] + lxy
-                    ov[x] = False
+                if het is None:
+                    lx = -gc * G * sin2a[q]
+                    ly = gc * G * sin2a[q]
+                    lxy = gc * G * cos2a[q]
+                    r[4] = si0 + lx
+                    r[5] = si1 + ly
+                    r[6] = si2 + lxy
+                    for x in range(m):
+                        e = loc_elem[x]
+                        loc_sig[x, 0] = sig[e, 0] + lx
+                        loc_sig[x, 1] = sig[e, 1] + ly
+                        loc_sig[x, 2] = sig[e, 2] + lxy
+                        ov[x] = False
+                else:
+                    for c in range(3):
+                        r[4 + c] = 0.0
+                    for x in range(m):
+                        e = loc_elem[x]
+                        for c in range(3):
+                            loc_sig[x, c] = sig[e, c] + gc * load[x, c]
+                            r[4 + c] += loc_sig[x, c] / m
+                        ov[x] = False
                 # avalanche at fixed gamma~ (fixed boundary)
                 slips = 0
                 first = True
@@ -147,7 +203,11 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                         d = loc_sig[x, 0] - loc_sig[x, 1]
                         sxy = loc_sig[x, 2]
                         # exact bound (|a| <= 1/2, |b| <= 1): skip elements that cannot be active
-                        if not first and not ov[x] and cmin[x] - (0.5 * abs(d - cd[x]) + abs(sxy - cs[x])) > CACHE_MARGIN:
+                        if pres is None:
+                            if not first and not ov[x] and cmin[x] - (0.5 * abs(d - cd[x]) + abs(sxy - cs[x])) > CACHE_MARGIN:
+                                continue
+                        elif not first and not ov[x] and cmin[x] - (0.5 * abs(d - cd[x]) + abs(sxy - cs[x])) \
+                                + pressure_term(pres, loc_sig[x, 0], loc_sig[x, 1]) > CACHE_MARGIN:
                             continue
                         best = np.inf
                         bs = -1
@@ -164,24 +224,43 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                                 if dt < best:
                                     best = dt
                                     bs = s
-                        cmin[x] = best
+                        cmin[x] = best  # unshifted: the bound above is on the unshifted distances
+                        if pres is not None:  # model B: shifted distances (the weakest system is the same for q >= 0)
+                            qx = pressure_term(pres, loc_sig[x, 0], loc_sig[x, 1])
+                            if qx >= 0.0:
+                                best = best + qx
+                            else:
+                                best = np.inf
+                                for s in range(N):
+                                    if ov[x]:
+                                        dt = dtau_pressure(ov_tau[x, s], ov_a[x, s], ov_b[x, s], d, sxy, qx)
+                                    else:
+                                        e = loc_elem[x]
+                                        dt = dtau_pressure(tau_c[e, s], a[e, s], b[e, s], d, sxy, qx)
+                                    if dt < best:
+                                        best = dt
+                                        bs = s
                         cd[x] = d
                         cs[x] = sxy
                         if first and x == trig and best > ACTIVE:
                             # the trigger sits exactly at threshold; round-off may leave it at +1e-16
-                            bs = s_el[loc_elem[x], q]
+                            bs = trig_s
                             best = ACTIVE
                         if best <= ACTIVE:
                             if ov[x]:
-                                tau = ov_tau[x, bs] - best
+                                tc = ov_tau[x, bs]
                                 s2 = -2.0 * ov_a[x, bs]
                                 c2 = ov_b[x, bs]
                             else:
                                 e = loc_elem[x]
-                                tau = tau_c[e, bs] - best
+                                tc = tau_c[e, bs]
                                 s2 = -2.0 * a[e, bs]
                                 c2 = b[e, bs]
-                            fc = pf_coef[pf_off[ni] + x]
+                            if pres is None:
+                                tau = tc - best
+                            else:
+                                tau = threshold_at(tc, qx) - best
+                            fc = pf_coef[pbase + x]
                             f = fc[0] + fc[1] * (c2 * c2 - s2 * s2) + fc[2] * (2.0 * s2 * c2) + fc[3] * c2 + fc[4] * s2
                             buf_a[nact] = x
                             buf_s[nact] = bs

@@ -23,6 +23,7 @@ from .elastic import patch_kernel, periodic_kernel
 from .observables import macro_frame, probe_frame
 from .params import EPMParams
 from .probe import flatten_patch_kernels, probe_kernel
+from .samples import Sample, draw_sample, make_sample, slip_coefficients_of_elements
 from .schema import DELTA_GAMMA
 from .slip import SlipSystems, make_rng_state, slip_stiffness_coefficients
 from .variants import ORIGINAL, Variant
@@ -58,18 +59,30 @@ class LatticeState:
     systems: SlipSystems
     step: int = 0          # gamma_ext = step * dgamma
     slip_count: np.ndarray | None = None
+    sample: Sample | None = None  # quenched data of models A and B (epcal.samples), shared by copies
 
     def copy(self) -> "LatticeState":
         return LatticeState(self.sig.copy(), self.eps_pl.copy(), self.systems.copy(), self.step,
-                            None if self.slip_count is None else self.slip_count.copy())
+                            None if self.slip_count is None else self.slip_count.copy(), self.sample)
+
+    @property
+    def _lattice(self):
+        return None if self.sample is None else self.sample.lattice
 
     def stress(self, G: float, dgamma: float = DELTA_GAMMA) -> np.ndarray:
-        """Full element stress Sigma = sig + (0, 0, G gamma_ext)."""
+        """Full element stress Sigma = sig + (0, 0, G gamma_ext); model A: sig + gamma_ext c_e, the
+        elements' own responses to the external strain.  (Model B's hydrostatic offset p0 is not in it.)"""
         s = self.sig.copy()
-        s[:, 2] += G * (self.step * dgamma)
+        if self._lattice is not None:
+            s += (self.step * dgamma) * self._lattice.load
+        else:
+            s[:, 2] += G * (self.step * dgamma)
         return s
 
     def external_stress(self, G: float, dgamma: float = DELTA_GAMMA) -> float:
+        """Sigma_xy^ext, the mean element Sigma_xy (model A: G is the sample's macroscopic modulus)."""
+        if self._lattice is not None:
+            G = self._lattice.G_eff
         return float(self.sig[:, 2].mean() + G * (self.step * dgamma))
 
 
@@ -96,12 +109,43 @@ class Model:
         self._patch = {}
 
     # ------------------------------------------------------------------ states
-    def random_state(self, rng: np.ndarray) -> LatticeState:
-        """Random slip systems, no pre-stress, zero strain (section 3.2, A.3)."""
+    def draw_sample(self, seed: int, replica: int, stream_key: int | None = None) -> Sample | None:
+        """Quenched per-sample data (models A and B; None otherwise), see :mod:`epcal.samples`."""
+        return draw_sample(self.variant, self.params, seed, replica, stream_key)
+
+    def make_sample(self, moduli=None, pressure_offset=None) -> Sample | None:
+        return make_sample(self.variant, self.params, moduli, pressure_offset)
+
+    def random_state(self, rng: np.ndarray, sample: Sample | None = None) -> LatticeState:
+        """Random slip systems, no pre-stress, zero strain (section 3.2, A.3); models A and B need
+        their ``sample`` (:meth:`draw_sample`)."""
         p = self.params
         E = p.L * p.L
+        v = self.variant
+        if (v.heterogeneous or v.pressure_sensitive) and sample is None:
+            raise ValueError(f"model {v.name}: a state needs its sample (Model.draw_sample or Model.new_state)")
         systems = SlipSystems.random(E, p.N, p.k, p.lam, self.f_coef, rng, self.variant)
-        return LatticeState(np.zeros((E, 3)), np.zeros((E, 3)), systems, 0, np.zeros(E, np.int64))
+        if v.heterogeneous:  # gamma_max / tau from each element's own f_e(theta)
+            systems.gcoef[:] = slip_coefficients_of_elements(systems.theta, sample.lattice.f_coef)
+        return LatticeState(np.zeros((E, 3)), np.zeros((E, 3)), systems, 0, np.zeros(E, np.int64), sample)
+
+    def new_state(self, seed: int, replica: int, stream_key: int | None = None):
+        """(random state of replica ``replica`` with its sample, its dynamics stream)."""
+        rng = rng_for(self.params, seed, replica, PURPOSE_DYNAMICS, stream_key)
+        return self.random_state(rng, self.draw_sample(seed, replica, stream_key)), rng
+
+    def _mechanics(self, state):
+        """(G of the drive, het, pres): the arguments of models A and B (epcal.variant_kernels)."""
+        v = self.variant
+        if v.heterogeneous:
+            if state._lattice is None:
+                raise ValueError(f"model {v.name}: the state has no shear-modulus field (its sample)")
+            return state._lattice.G_eff, state._lattice.kernels, None
+        if v.pressure_sensitive:
+            if state.sample is None or state.sample.pressure_offset is None:
+                raise ValueError(f"model {v.name}: the state has no pressure offset (its sample)")
+            return self.params.G, None, np.array([v.alpha_p, state.sample.pressure_offset])
+        return self.params.G, None, None
 
     def _args(self, state):
         p = self.params
@@ -125,9 +169,10 @@ class Model:
         E = p.L * p.L
         block = E if block is None else int(block)
         history = np.zeros((max_blocks, 2))
+        _, het, pres = self._mechanics(state)
         events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, p.k, p.lam, p.chi,
                                           self.f_coef, state.slip_count, block, rtol, min_blocks, max_blocks,
-                                          history, self.vopt, context=f"KMC quench at T = {T} with {p}")
+                                          history, self.vopt, het, pres, context=f"KMC quench at T = {T} with {p}")
         state.eps_pl[:] = 0.0
         return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
 
@@ -150,14 +195,16 @@ class Model:
         s0 = state.external_stress(p.G, self.dgamma)
         rows_step, rows_b, rows_a, rows_s = [np.array([state.step])], [np.array([s0])], [np.array([s0])], [np.array([0])]
         n = state.step
+        G, het, pres = self._mechanics(state)
         while True:
             rs = np.empty(chunk, np.int64)
             rb = np.empty(chunk)
             ra = np.empty(chunk)
             rn = np.empty(chunk, np.int64)
-            n, cnt, done = _engine_call(aqs, *self._args(state), p.G, self.dgamma, n, n_end, stop_at_zero_stress,
+            n, cnt, done = _engine_call(aqs, *self._args(state), G, self.dgamma, n, n_end, stop_at_zero_stress,
                                         skip, rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra,
-                                        rn, self.vopt, context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
+                                        rn, self.vopt, het, pres,
+                                        context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
             state.step = int(n)
             rows_step.append(rs[:cnt]); rows_b.append(rb[:cnt]); rows_a.append(ra[:cnt]); rows_s.append(rn[:cnt])
             if done:
@@ -184,19 +231,29 @@ class Model:
         """Local shear tests of ``state`` (section 3.5); raw output (P, len(n), len(alpha), 11)."""
         p = self.params
         n_arr = np.asarray(n_list, np.int64)
-        kd, kx, off, pf, pf_off = self.patch_kernels(n_arr)
         if corners is None:
             if stride < 1:
                 raise ValueError(f"probe stride = {stride}: expected >= 1")
             i, j = np.meshgrid(np.arange(0, p.L, stride), np.arange(0, p.L, stride), indexing="ij")
             corners = (i * p.L + j).ravel()
         corners = np.asarray(corners, np.int64)
+        _, _, pres = self._mechanics(state)
+        if self.variant.heterogeneous:  # each patch with its own moduli: kernels per (corner, n)
+            from .heterogeneous import patch_set
+
+            self.patch_kernels(n_arr)  # validates the sizes
+            kd, kx, pf, het = patch_set(state.sample.shear_moduli, p.L, p.B, n_arr, corners)
+            off = pf_off = np.zeros(len(n_arr), np.int64)
+        else:
+            kd, kx, off, pf, pf_off = self.patch_kernels(n_arr)
+            het = None
         alpha = np.deg2rad(np.asarray(alpha_deg, float))
         out = np.empty((len(corners), len(n_arr), len(alpha), 11))
         sys = state.systems
         _engine_call(probe_kernel, state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef,
                      p.L, p.G, n_arr, kd, kx, off, pf, pf_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
-                     p.k, p.lam, p.chi, self.f_coef, out, self.vopt, context=f"local shear test with {p}")
+                     p.k, p.lam, p.chi, self.f_coef, out, self.vopt, het, pres,
+                     context=f"local shear test with {p}")
         return out, corners
 
 
@@ -243,8 +300,7 @@ def run_replica(model: Model, replica: int, *, seed: int, gamma_max: float = 2.0
     """
     p = model.params
     t0 = time.perf_counter()
-    rng = rng_for(p, seed, replica, PURPOSE_DYNAMICS, stream_key)
-    state = model.random_state(rng)
+    state, rng = model.new_state(seed, replica, stream_key)
     qinfo = None
     if T_quench is not None:
         qinfo = model.quench(state, T_quench, rng)
@@ -328,7 +384,7 @@ def state_frame(state: LatticeState, params: EPMParams, *, replica: int, label: 
     E = params.L * params.L
     i, j = np.divmod(np.arange(E), params.L)
     full = state.stress(params.G)
-    return pd.DataFrame({
+    df = pd.DataFrame({
         "replica": np.full(E, replica, np.int64), "label": label, "step": np.full(E, state.step, np.int64),
         "element": np.arange(E, dtype=np.int64), "i": i, "j": j,
         "sig_xx": state.sig[:, 0], "sig_yy": state.sig[:, 1], "sig_xy": state.sig[:, 2],
@@ -336,6 +392,11 @@ def state_frame(state: LatticeState, params: EPMParams, *, replica: int, label: 
         "eps_pl_xx": state.eps_pl[:, 0], "eps_pl_yy": state.eps_pl[:, 1], "eps_pl_xy": state.eps_pl[:, 2],
         "theta": list(state.systems.theta), "tau_c": list(state.systems.tau_c),
     })
+    if state.sample is not None and state.sample.shear_moduli is not None:  # model A
+        df["shear_modulus"] = state.sample.shear_moduli
+    if state.sample is not None and state.sample.pressure_offset is not None:  # model B (not in sxx, syy)
+        df["pressure_offset"] = state.sample.pressure_offset
+    return df
 
 
 def state_from_frame(df: pd.DataFrame, model: Model) -> LatticeState:
@@ -352,13 +413,21 @@ def state_from_frame(df: pd.DataFrame, model: Model) -> LatticeState:
     if theta.shape != (E, model.N):
         raise ValueError(f"state table slip systems have shape {theta.shape}, expected ({E}, {model.N})")
     systems = SlipSystems(E, model.N, axes=model.variant.systems == "axes")
+    v = model.variant
+    for col, needed in (("shear_modulus", v.heterogeneous), ("pressure_offset", v.pressure_sensitive)):
+        if needed and col not in df.columns:
+            raise ValueError(f"state table of model {v.name} has no column '{col}' (its sample)")
+    sample = model.make_sample(df["shear_modulus"].to_numpy() if v.heterogeneous else None,
+                               float(df["pressure_offset"].iloc[0]) if v.pressure_sensitive else None)
     for e in range(E):
         for s in range(model.N):
             _fill_system(systems.theta, systems.tau_c, systems.a, systems.b, systems.gcoef, e, s,
                          theta[e, s], tau_c[e, s], model.f_coef)
+    if v.heterogeneous:
+        systems.gcoef[:] = slip_coefficients_of_elements(systems.theta, sample.lattice.f_coef)
     sig = df[["sig_xx", "sig_yy", "sig_xy"]].to_numpy().copy()
     eps = df[["eps_pl_xx", "eps_pl_yy", "eps_pl_xy"]].to_numpy().copy()
-    return LatticeState(sig, eps, systems, int(df["step"].iloc[0]), np.zeros(E, np.int64))
+    return LatticeState(sig, eps, systems, int(df["step"].iloc[0]), np.zeros(E, np.int64), sample)
 
 
 # ----------------------------------------------------------- Bauschinger test
@@ -373,9 +442,7 @@ def bauschinger_replica(model: Model, replica: int, *, seed: int, gamma_max: flo
     branches with ``gamma_load`` and ``sigma_load`` measured in the loading sense
     (reverse: -gamma, -Sigma_xy, i.e. the resolved stress M(90):Sigma).
     """
-    p = model.params
-    rng = rng_for(p, seed, replica, PURPOSE_DYNAMICS)
-    state = model.random_state(rng)
+    state, rng = model.new_state(seed, replica)
     if T_quench is not None:
         model.quench(state, T_quench, rng)
     model.drive(state, rng, gamma_max)

@@ -1,6 +1,7 @@
 # Model variants of appendix A.8 (Figs. 6 and 10), at the figure's l:
-#   variant_calibration (one job per variant) -> Nelder-Mead on L_stat over the variant's free
-#   parameters from model C's optimum (common random numbers), best point with bootstrap errors;
+#   variant_calibration (one job per variant, A-I) -> L_stat over the variant's free parameters
+#   (common random numbers): a space-filling design, Nelder-Mead from its best points, best point
+#   with bootstrap errors and parameter errors (epcal.variant_search);
 #   fig6 / fig10: relative errors of every variant at its own optimum.
 # Target `variants` runs them whether or not variants.enabled adds them to `all`.
 
@@ -32,7 +33,7 @@ rule variant_calibration:
         cfg=variants_cfg,
     threads: res("variants", "threads", 1)
     resources:
-        mem_mb=res("variants", "mem_mb", 2000),
+        mem_mb=res("variants", "mem_mb", 3000),
         runtime=res("variants", "runtime", 60),
     log:
         log_of("variants/l{l}/{v}"),
@@ -41,7 +42,9 @@ rule variant_calibration:
     conda:
         "../../envs/epcal.yaml"
     shell:
-        "{EPCAL} variant --variant {wildcards.v} --optimum {input.optimum} --ref {params.ref} --l {wildcards.l} "
+        # one BLAS thread per job: model A's FEM solves are small, and OpenBLAS threads that spin against the
+        # numba replicas on a loaded machine cost 10-50x (measured: 6.6 s instead of 0.44 s for an L_EP = 15 lattice)
+        "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 {EPCAL} variant --variant {wildcards.v} --optimum {input.optimum} --ref {params.ref} --l {wildcards.l} "
         "--cfg {params.cfg:q} --threads {threads} --out {output} 2> {log}"
 
 

@@ -357,9 +357,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", required=True, type=int, help="lattice size L_EP")
     at_optimum(add("emergent-bauschinger", cmd_emergent_bauschinger, "Bauschinger test at the optimum (Fig. 5d): "
                    "unload from the stationary state, reload both senses", threads=True))
-    p = at_optimum(add("variant", cmd_variant, "Calibrate one model variant of appendix A.8 (Fig. 6): Nelder-Mead "
-                       "on L_stat over its free parameters from model C's optimum", threads=True))
-    p.add_argument("--variant", required=True, help="C, D, E, F, G, H or I")
+    p = at_optimum(add("variant", cmd_variant, "Calibrate one model variant of appendix A.8 (Fig. 6): L_stat over "
+                       "its free parameters, a space-filling design then Nelder-Mead from its best points", threads=True))
+    p.add_argument("--variant", required=True, help="A, B, C, D, E, F, G, H or I")
     p = at_optimum(add("slip-systems", cmd_slip_systems, "lambda_hat at N slip systems per element, k_hat and "
                        "chi_hat fixed (appendix A.1, Fig. 7)", threads=True))
     p.add_argument("--n-systems", required=True, type=int, help="slip systems per element N (multiple of 4)")

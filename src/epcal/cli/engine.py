@@ -23,11 +23,18 @@ def _model_options(p: argparse.ArgumentParser, full: bool = True) -> None:
     g.add_argument("--k", type=float, default=2.18, help="Weibull shape k of slip thresholds (Eq. 5)")
     g.add_argument("--lam", type=float, default=2.05, help="Weibull scale lambda of slip thresholds (Eq. 5)")
     g.add_argument("--chi", type=float, default=2.25, help="slip amplitude exponent chi (Eq. 7)")
-    g.add_argument("--variant", default="C", help="model variant of appendix A.8: C (original), D (shuffled kernel), "
+    g.add_argument("--variant", default="C", help="model variant of appendix A.8: A (Weibull shear moduli per "
+                   "element), B (pressure-sensitive thresholds tau_c + alpha_p p), C (original), D (shuffled kernel), "
                    "E (fixed homogeneous thresholds), F (two systems, constant amplitude), G (F + shuffled), "
-                   "H (F + fixed thresholds), I (mean-field kernel); A and B are not implemented")
+                   "H (F + fixed thresholds), I (mean-field kernel)")
     g.add_argument("--tau-c", type=float, default=None, help="homogeneous slip threshold (variants E, H)")
     g.add_argument("--dgamma-pl", type=float, default=None, help="constant slip amplitude (variants F, G, H)")
+    g.add_argument("--G-mean", type=float, default=None, help="mean of the Weibull shear moduli (variant A; 18.4)")
+    g.add_argument("--G-shape", type=float, default=None, help="Weibull shape k_G of the shear moduli (variant A; 1.3)")
+    g.add_argument("--alpha-p", type=float, default=None, help="pressure sensitivity alpha_p (variant B; 0.2)")
+    g.add_argument("--p-mean", type=float, default=None,
+                   help="mean hydrostatic offset <p> of a sample, compression positive (variant B; 1.95)")
+    g.add_argument("--p-std", type=float, default=None, help="sample-to-sample std of the offset (variant B; 0.22)")
     r = p.add_argument_group("run")
     r.add_argument("--replicas", type=int, default=1, help="number of independent runs (replica indices 0..R-1)")
     r.add_argument("--first-replica", type=int, default=0, help="index of the first replica")
@@ -61,7 +68,8 @@ def _params(args):
 def _variant(args):
     from ..variants import variant
 
-    return variant(args.variant, tau_c=args.tau_c, dgamma_pl=args.dgamma_pl)
+    return variant(args.variant, tau_c=args.tau_c, dgamma_pl=args.dgamma_pl, G_mean=args.G_mean,
+                   G_shape=args.G_shape, alpha_p=args.alpha_p, p_mean=args.p_mean, p_std=args.p_std)
 
 
 def _meta(args, params, **extra):
@@ -107,7 +115,7 @@ def _write(df, path, meta, schema=None):
 
 def _cmd_quench(args) -> int:
     from ..schema import write_table
-    from ..simulate import Model, rng_for, state_frame
+    from ..simulate import Model, state_frame
 
     params = _params(args)
     if not args.T > 0:
@@ -115,8 +123,7 @@ def _cmd_quench(args) -> int:
     model = Model(params, variant=_variant(args))
     frames, infos = [], []
     for r in range(args.first_replica, args.first_replica + args.replicas):
-        rng = rng_for(params, args.seed, r, 0)
-        st = model.random_state(rng)
+        st, rng = model.new_state(args.seed, r)
         t0 = time.perf_counter()
         q = model.quench(st, args.T, rng)
         infos.append({"replica": r, "events": q.events, "blocks": q.blocks, "converged": q.converged,
