@@ -103,3 +103,29 @@ def test_resume_from_checkpoint_is_the_same_run(made, tmp_path):
     assert list(rest["step"]) == list(range(31))
     cols = [c for c in full.columns if c != "seconds"]
     pd.testing.assert_frame_equal(rest[cols], full[cols], check_exact=True)
+
+
+def test_positions_two_periods_out_after_a_tilt_flip_are_not_lost(made):
+    """The campaign's sample 1 lost an atom at gamma = 1.5157: after a tilt flip the solver's image
+    of an atom at the cell's upper corner lay two periods out, beyond LAMMPS' one-period remap.
+    set_positions wraps into the cell: same energy and forces as the wrapped configuration."""
+    from epcal.reference.engine import Lammps, wrap
+
+    st, _ = made
+    with Lammps(st) as lmp:
+        lmp.shear_box(0.45)
+        lmp.shear_box(0.1)  # tilt beyond lx/2: flipped by -lx
+        lx, ly, xy = lmp.box()
+        assert abs(xy) <= 0.5 * lx
+        x = lmp.positions()
+        ref = lmp.evaluate()
+        f_ref = lmp.forces()
+        far = x.copy()
+        far[:5, 0] += 2 * lx  # images two periods out in x
+        far[5:10, 0] -= 2 * lx
+        far[10:15] += np.array([xy + lx, ly])  # one period up and one along the tilted x
+        lmp.set_positions(far)
+        ev = lmp.evaluate()
+        assert ev["pe"] == pytest.approx(ref["pe"], rel=1e-12)
+        np.testing.assert_allclose(lmp.forces(), f_ref, atol=1e-9)
+        np.testing.assert_allclose(lmp.positions(), wrap(far, lx, ly, xy), atol=1e-9)

@@ -237,6 +237,12 @@ class Lammps:
         return self._gather(b"x")
 
     def set_positions(self, pos: np.ndarray):
+        """Set the positions (N, 2) ordered by atom id.  In a periodic box they are wrapped into the
+        cell first: LAMMPS remaps an atom by at most one period, and a tilt flip of
+        :meth:`shear_box` carries the solver's images up to one more period out (an atom at the
+        cell's upper corner otherwise ends up two periods away and is lost)."""
+        if self.periodic:
+            pos = wrap(pos, *self.box())
         self._scatter(b"x", pos)
 
     def velocities(self) -> np.ndarray:
