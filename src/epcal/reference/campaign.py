@@ -101,7 +101,10 @@ def _finished(sample_dir: Path, r: int, checkpoint_name: str) -> bool:
 
 
 def restore(samples, outdir, replicas=None) -> list[Path]:
-    """Copy ``samples/<r>/`` back into ``outdir``; mtimes follow the rule order (inputs older than outputs)."""
+    """Copy ``samples/<r>/`` back into ``outdir``; mtimes follow the rule order (inputs older than outputs).
+
+    A checkpoint already in ``outdir`` is kept: the committed one was collected from it, so the
+    local one is as far or further (a campaign restarted on the same machine goes on from there)."""
     samples, outdir = Path(samples), Path(outdir)
     want = None if replicas is None else {int(r) for r in replicas}
     t0 = time.time() - 3600.0
@@ -118,6 +121,8 @@ def restore(samples, outdir, replicas=None) -> list[Path]:
         for pattern in CHECKPOINTS:
             for _, p in _replica_files(r_dir, "checkpoints", pattern):
                 dst = outdir / "checkpoints" / p.name
+                if dst.exists() or dst.with_name(p.name.removesuffix(".done.json")).exists():
+                    continue  # a probe checkpoint and its .done.json go together
                 _copy(p, dst)
                 written.append(dst)
     return written
