@@ -78,6 +78,27 @@ def parameter_ranges(P: np.ndarray, L: np.ndarray, sigma_L: float) -> tuple[np.n
     return P[acc].min(axis=0), P[acc].max(axis=0), int(acc.sum())
 
 
+def resolve_alpha_p(cfg: dict, ref: Reference, R: float, log=print) -> tuple[float, dict]:
+    """(alpha_p, how it was set) of model B: a number as configured, or ``auto``: measured on the
+    reference (:func:`epcal.pressure_sensitivity.pressure_sensitivity`, stationary state, the loss
+    radius R) when it has at least 3 samples there, else A.8.2's 0.2; either way printed."""
+    from .pressure_sensitivity import PAPER_ALPHA_P, pressure_sensitivity
+
+    value = cfg.get("alpha_p", "auto")
+    if value != "auto":
+        return float(value), {"alpha_p_source": "config"}
+    m = pressure_sensitivity(ref.probe, R, "stationary", seed=int(cfg["seed"]), source=f"{ref.path}/probe.parquet")
+    if m["n_samples"] >= 3 and np.isfinite(m["alpha_p_err"]):
+        log(f"variant B: alpha_p = {m['alpha_p']:.4g} +- {m['alpha_p_err']:.2g} measured on the reference "
+            f"(tau_c against p, R = {R:g}, stationary, {m['n_samples']} samples)")
+        return float(m["alpha_p"]), {"alpha_p_source": "reference", **{f"alpha_p_{k}": v for k, v in m.items()
+                                                                        if k != "alpha_p"}}
+    log(f"variant B: alpha_p = {PAPER_ALPHA_P} (A.8.2's value): the reference has {m['n_samples']} sample(s) at "
+        f"R = {R:g}, too few to measure it (it would give {m['alpha_p']:.3g} without an error)")
+    return PAPER_ALPHA_P, {"alpha_p_source": "paper", "alpha_p_measured": m["alpha_p"],
+                           "alpha_p_n_samples": m["n_samples"]}
+
+
 def point_evaluator(ref: Reference, name: str, opt: pd.Series, cfg: dict, threads: int = 1, log=print):
     """(evaluate, base): evaluate(values, n_boot=0, boot_seed=None) is the Evaluator table (L's, bootstrap rows)
     of variant ``name`` at the parameters ``values`` with the calibration's common random numbers; ``base``
@@ -86,6 +107,8 @@ def point_evaluator(ref: Reference, name: str, opt: pd.Series, cfg: dict, thread
     model = resolve_model(cfg.get("model"), ref.meta)
     settings = LossSettings.from_config(cfg.get("losses"))
     ev = Evaluator(ref, settings, shear_modulus=float(model["G"]), ref_seed=ref_boot_seed(cfg["seed"]))
+    alpha_p, alpha_p_info = resolve_alpha_p(cfg, ref, ev.ref_R, log) if name == "B" else (None, {})
+    cfg = {**cfg, "alpha_p": alpha_p}
     l = float(opt["l"])
     T = quench_T(opt, cfg, log)
     base = {"k": float(opt["k_hat"]), "lam": float(opt["lam_hat"]), "chi": float(opt["chi_hat"]),
@@ -104,6 +127,8 @@ def point_evaluator(ref: Reference, name: str, opt: pd.Series, cfg: dict, thread
 
     evaluate.T = T
     evaluate.model = model
+    evaluate.cfg = cfg  # alpha_p resolved
+    evaluate.alpha_p_info = alpha_p_info
     return evaluate, base
 
 
@@ -119,7 +144,7 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
     from .variants import PAPER_OPTIMA
 
     run_point, base = point_evaluator(ref, name, opt, cfg, threads, log)
-    model, T, l = run_point.model, run_point.T, float(opt["l"])
+    model, T, l, cfg = run_point.model, run_point.T, float(opt["l"]), run_point.cfg
     search = {**SEARCH_DEFAULTS, **(cfg.get("search") or {})}
     names = variant_of(name, cfg, base).free_parameters
     reps = range(int(cfg["replicas"]))
@@ -195,7 +220,7 @@ def calibrate_variant(ref: Reference, name: str, opt: pd.Series, cfg: dict, thre
     meta = _meta("variant-calibration", variant=name, variant_settings=variant_of(name, cfg, values).as_dict(),
                  free_parameters=list(names), search={k: v for k, v in search.items() if k != "ranges"},
                  ranges={nm: list({**SEARCH_RANGES, **(search.get("ranges") or {})}[nm]) for nm in names},
-                 T_quench=T, seed=seed, replicas=[0, len(reps)], model=model, cfg=cfg)
+                 T_quench=T, seed=seed, replicas=[0, len(reps)], model=model, cfg=cfg, **run_point.alpha_p_info)
     log(f"variant {name}: best " + ", ".join(f"{nm}={values[nm]:.4g}" for nm in names)
         + f"  L_stat={best['L_stat']:.4f} ({len(cache)} points; parameter errors: {status})")
     return hist, meta

@@ -134,6 +134,15 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, help="reference directory")
     q.set_defaults(func=cmd_assemble)
 
+    q = vs.add_parser("pressure-sensitivity", help="alpha_p of variant B measured on a reference (A.8.2)",
+                      description="The slope of the local yield stress tau_c against the patch pressure "
+                                  "p = -(sxx_i + syy_i)/2, pooled within orientations, with a bootstrap error over "
+                                  "the samples (epcal.pressure_sensitivity).")
+    q.add_argument("dir", help="reference directory (probe.parquet)")
+    q.add_argument("--R", type=float, default=None, help="patch radius (default: the largest of the state's rows)")
+    q.add_argument("--state", default=None, help="probed state (default: every state of the table)")
+    q.set_defaults(func=cmd_pressure_sensitivity)
+
 
 # ------------------------------------------------------------------------------------------
 def _meta(args, **extra) -> dict:
@@ -422,4 +431,24 @@ def cmd_assemble(args) -> int:
     print(f"reference written to {args.out}: {ref['n_samples']} samples ({', '.join(map(str, ref['provenance']['seeds']))}), "
           f"{ref['n_avalanches']} avalanches, {ref['n_probe_tests']} probe tests, "
           f"G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
+    return 0
+
+
+def cmd_pressure_sensitivity(args) -> int:
+    import pandas as pd
+
+    from epcal.pressure_sensitivity import PAPER_ALPHA_P, pressure_sensitivity
+
+    path = Path(args.dir) / "probe.parquet"
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    probe = pd.read_parquet(path)
+    states = [args.state] if args.state else sorted(probe["state"].astype(str).unique())
+    for state in states:
+        rows = probe[probe["state"].astype(str) == state]
+        R = float(args.R) if args.R is not None else float(rows["R"].max())
+        m = pressure_sensitivity(probe, R, state, source=str(path))
+        print(f"{state:>12s} R = {R:g}: alpha_p = {m['alpha_p']:.4f} +- {m['alpha_p_err']:.4f} "
+              f"({m['n_samples']} samples, {m['n_rows']} tests; patch p = {m['p_mean']:.3f}, std {m['p_std']:.3f}; "
+              f"paper {PAPER_ALPHA_P})")
     return 0
