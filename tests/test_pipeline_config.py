@@ -55,6 +55,13 @@ def test_default_config_dry_run(tmp_path):
     assert c["optimum_table"] == 1 and c["fig3"] == 1
     # source: auto -> the twin, as long as no reference is shipped in resources/reference
     assert c.get("reference_twin") == 1
+    # Fig. 7 as A.1: the calibration again at each of the 5 N, on k = 1.0 ... 3.0 step 0.5
+    assert c["slip_sweep_macro"] == 5 * 5 and c["slip_sweep_meso"] == 5 * 5 and c["slip_fit"] == 5
+    assert "slip_systems" not in c
+    fixed = dry_run(tmp_path, extra=["--config", "slip_systems={'method': 'fixed'}"])
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    cf = job_counts(fixed.stdout)
+    assert cf["slip_systems"] == 5 and "slip_sweep_macro" not in cf
 
 
 def test_auto_source_uses_a_shipped_reference(tmp_path):

@@ -45,7 +45,7 @@ TINY = {
                  "rms_windows": [0.0001, 0.001, 0.01, 0.1]},
     "variants": {"enabled": True, "names": ["A", "B", "C", "H"], "replicas": 3, "max_evals": 4, "n_boot": 5,
                  "stride": 3, "search": {"design": 5, "local": 1}},
-    "slip_systems": {"N": [8, 16, 32], "replicas": 6, "n_boot": 10},
+    "slip_systems": {"method": "fixed", "N": [8, 16, 32], "replicas": 6, "n_boot": 10},
     "figures": {"dpi": 60},
 }
 FIGS = {"fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10"}

@@ -210,9 +210,12 @@ def plot_fig5(data, out, cfg):
 
 # ------------------------------------------------------------------------------ Fig. 7
 def fig7(out, inputs, ref, cfg):
-    """lambda_hat as a function of the number N of slip systems (appendix A.1), with the Weibull
-    expectation lambda_hat(N) = lambda_hat(N0) (N / N0)^(1/k_hat) through the Table 1 value N0."""
+    """lambda_hat as a function of the number N of slip systems (appendix A.1).  The inputs are the
+    per-N fit tables of ``slip_systems.method = retune`` (:func:`fig7_retuned`) or the lambda scans
+    of ``fixed`` (k_hat, chi_hat held; Weibull expectation through the Table 1 value N0)."""
     scans = _read_many(list(inputs))
+    if "k_hat" in scans.columns:
+        return fig7_retuned(out, scans, cfg)
     best = scans[scans["best"]].sort_values("N")
     N = best["N"].to_numpy(float)
     lam = best["lam_hat"].to_numpy(float)
@@ -239,6 +242,41 @@ def fig7(out, inputs, ref, cfg):
     rec.append(dict(panel="a", series="epm", quantity="exponent", x=np.nan, y=slope))
     rec += [dict(panel="b", series=f"N={int(r.N)}", quantity="L_macro", x=r.lam, y=r.L_macro)
             for r in scans[~scans["best"]].itertuples()]
+    return _rows(rec)
+
+
+def fig7_retuned(out, fits: pd.DataFrame, cfg):
+    """A.1 re-tuned: k_hat, lambda_hat, chi_hat of the calibration at each N.  The Weibull
+    expectation (the weakest of N thresholds has scale lambda N^(-1/k)) is lambda_hat ~ N^(1/k) with
+    k the error-weighted mean of the re-tuned k_hat; its level is the least-squares one; the free
+    slope of log lambda_hat against log N is recorded beside it."""
+    f = fits.sort_values("N")
+    N = f["N"].to_numpy(float)
+    lam, lam_err = f["lam_hat"].to_numpy(float), f["lam_hat_err"].to_numpy(float)
+    w = 1.0 / np.maximum(f["k_hat_err"].to_numpy(float), 1e-6) ** 2
+    k_mean = float(np.sum(w * f["k_hat"]) / np.sum(w))
+    level = float(np.mean(np.log(lam) - np.log(N) / k_mean))
+    slope = float(np.polyfit(np.log(N), np.log(lam), 1)[0]) if len(N) > 1 else np.nan
+    xx = np.geomspace(N.min(), N.max(), 30)
+    pred = np.exp(level) * xx ** (1.0 / k_mean)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
+    _, ce = _colors(cfg)
+    ax[0].errorbar(N, lam, yerr=np.nan_to_num(lam_err), fmt="o", color=ce, label="EPM, re-tuned at each N")
+    ax[0].plot(xx, pred, "k--", lw=0.8, label=rf"$\propto N^{{1/\bar k}}$, 1/k = {1 / k_mean:.2f} (fit {slope:.2f})")
+    ax[0].set(xscale="log", yscale="log", xlabel="slip systems per element N", ylabel=r"$\hat\lambda$")
+    ax[0].legend(frameon=False, fontsize=7)
+    for col, mk, lab in (("k_hat", "s", r"$\hat k$"), ("chi_hat", "^", r"$\hat\chi$")):
+        ax[1].errorbar(N, f[col], yerr=np.nan_to_num(f[f"{col}_err"].to_numpy(float)), fmt=mk, label=lab)
+    ax[1].set(xscale="log", xlabel="slip systems per element N", ylabel="re-tuned optimum")
+    ax[1].legend(frameon=False, fontsize=7)
+    _save(fig, out, cfg)
+    rec = [dict(panel="a", series="epm", quantity="lam_hat", x=a, y=b, yerr=c) for a, b, c in zip(N, lam, lam_err)]
+    rec += [dict(panel="a", series="expected", quantity="lam_hat", x=a, y=b) for a, b in zip(xx, pred)]
+    rec.append(dict(panel="a", series="epm", quantity="exponent", x=np.nan, y=slope))
+    rec.append(dict(panel="a", series="expected", quantity="exponent", x=np.nan, y=1.0 / k_mean))
+    for col in ("k_hat", "chi_hat", "L_stat"):
+        rec += [dict(panel="b", series="epm", quantity=col, x=a, y=b, yerr=c)
+                for a, b, c in zip(N, f[col], f[f"{col}_err"])]
     return _rows(rec)
 
 
