@@ -1,0 +1,72 @@
+"""Re-estimate finished twin recoveries with the current estimator, without rerunning the sweeps.
+
+For each WORKDIR/twin_<i>/ of a ``twin_coverage.py`` run: the current fit (the ``fit`` section of
+--config, default config/config.yaml, or --half-width / --interp) on its stored meso cells, then the current quench scan
+and T_hat at that optimum against the twin's reference (the quench stage is cheap: ~15 s per scan),
+and the coverage summary of ``twin_coverage.py``.  How the estimator fixes of issue 15 were
+developed (RESULTS.md section 4); a fresh ``twin_coverage.py`` run at other points is the test.
+
+    python benchmarks/pipeline/refit_coverage.py --workdir /tmp/coverage --out /tmp/coverage/refit
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv=None) -> int:
+    from epcal import calibrate, fits
+    from epcal.losses import Reference
+    from twin_coverage import PARAMS, summarize
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", required=True, help="a twin_coverage.py work directory")
+    ap.add_argument("--out", required=True, help="directory for the new quench scans and the summary")
+    ap.add_argument("--config", default=str(ROOT / "config/config.yaml"), help="whose fit section is the estimator")
+    ap.add_argument("--half-width", type=float, default=None)
+    ap.add_argument("--interp", default=None)
+    a = ap.parse_args(argv)
+    work, out = Path(a.workdir), Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fit_cfg = yaml.safe_load(Path(a.config).read_text())["fit"]
+    hw = a.half_width if a.half_width is not None else fit_cfg["half_width"]
+    interp = a.interp or fit_cfg["interp"]
+    print(f"fit: half_width {hw}, interp {interp}")
+    rows = []
+    for pt in json.loads((work / "points.json").read_text()):
+        d = work / f"twin_{pt['index']:02d}"
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        l = cfg["l"][0]
+        cells = sorted((d / f"results/sweep/meso/l{l:g}").glob("k*.parquet"))
+        if not cells:
+            continue
+        opt = fits.fit_optimum(pd.concat([pd.read_parquet(c) for c in cells], ignore_index=True), hw, interp)
+        scan_path = out / f"quench_{pt['index']:02d}.parquet"
+        if not scan_path.exists():
+            ref = Reference.from_dir(d / "results/reference/twin", validate=False, alphas=(0.0, 90.0))
+            q = {k: v for k, v in cfg["quench"].items() if k not in ("resources", "enabled", "half_width")}
+            calibrate.quench_temperature(ref, opt.iloc[0], {**q, "model": cfg["model"], "seed": cfg["seed"]},
+                                         log=lambda *_: None).to_parquet(scan_path)
+        o = calibrate.optimum_table([opt], [pd.read_parquet(scan_path)], cfg["quench"]["half_width"]).iloc[0]
+        rows.append({**pt, **{c: o[c] for c in o.index if c.split("_hat")[0] in PARAMS or c.startswith(("T_hat", "k_hat"))}})
+        print(f"twin {pt['index']:2d}: " + "  ".join(f"{p} {pt[p]:.3f} -> {o[p + '_hat']:.3f} +- {o[p + '_hat_err']:.3f}"
+                                                  for p in PARAMS), flush=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "refit.csv", index=False)
+    text = summarize(df)
+    (out / "refit.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
