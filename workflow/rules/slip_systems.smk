@@ -36,11 +36,7 @@ def slip_tables():
     return [f"results/slip_systems/l{figure_l()}/N{n}.parquet" for n in SLIP_CFG["N"]]
 
 
-rule slip_sweep_macro:
-    """A macro cell of the calibration at N slip systems per element (method retune)."""
-    input:
-        ref=ref_files(),
-        code=code("sweep-macro"),
+use rule sweep_macro as slip_sweep_macro with:
     output:
         "results/slip_systems/l{l}/N{N}/macro/k{k}.parquet",
     params:
@@ -54,15 +50,9 @@ rule slip_sweep_macro:
         log_of("slip_systems/l{l}/N{N}/macro/k{k}"),
     benchmark:
         bench_of("slip_systems/l{l}/N{N}/macro/k{k}")
-    conda:
-        "../../envs/epcal.yaml"
-    shell:
-        "{EPCAL} sweep-macro --ref {params.ref} --l {wildcards.l} --k {wildcards.k} --cfg {params.cfg:q} "
-        "--threads {threads} --out {output} 2> {log}"
 
 
-rule slip_sweep_meso:
-    """A meso cell of the calibration at N slip systems per element (method retune)."""
+use rule sweep_meso as slip_sweep_meso with:
     input:
         ref=ref_files(),
         macro="results/slip_systems/l{l}/N{N}/macro/k{k}.parquet",
@@ -82,34 +72,18 @@ rule slip_sweep_meso:
         log_of("slip_systems/l{l}/N{N}/meso/k{k}"),
     benchmark:
         bench_of("slip_systems/l{l}/N{N}/meso/k{k}")
-    conda:
-        "../../envs/epcal.yaml"
-    shell:
-        "{EPCAL} sweep-meso --ref {params.ref} --macro {input.macro} --cfg {params.cfg:q} "
-        "--threads {threads} --out {output} 2> {log}"
 
 
-rule slip_fit:
-    """k_hat, lambda_hat, chi_hat at N slip systems per element (the fit of section 4.2, as rule fit)."""
+use rule fit as slip_fit with:
     input:
         cells=lambda w: expand("results/slip_systems/l{l}/N{N}/meso/k{k}.parquet", l=w.l, N=w.N, k=SLIP_K_VALUES()),
         code=code("fit"),
     output:
         "results/slip_systems/l{l}/N{N}/fit.parquet",
-    params:
-        cfg=lambda w: as_json(config["fit"]),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     log:
         log_of("slip_systems/l{l}/N{N}/fit"),
     benchmark:
         bench_of("slip_systems/l{l}/N{N}/fit")
-    conda:
-        "../../envs/epcal.yaml"
-    shell:
-        "{EPCAL} fit {input.cells} --cfg {params.cfg:q} --out {output} 2> {log}"
 
 
 rule slip_systems:
