@@ -139,6 +139,9 @@ def test_campaign_rules_collect_assemble_check(tmp_path):
         assert d["wall_seconds"]["prepare_{}".format(r_)] > 0
     props = ref["properties"]
     assert props["shear_modulus"]["n"] == 2 and props["shear_modulus"]["se"] > 0
+    ps = props["pressure_sensitivity"]  # variant B's alpha_p per probed state at the largest R
+    assert sorted(ps) == ["quench", "stationary"]  # the stationary states of all strains together
+    assert all(d["n_samples"] == 2 and np.isfinite(d["alpha_p"]) for d in ps.values())
     # a sample without every probed state is not complete: the reference grows by whole samples
     for p in (samples / "1/probe").glob("probe_stationary_g0.004_*"):
         p.unlink()

@@ -48,7 +48,8 @@ def glass_properties(infos: list[dict], steps: pd.DataFrame, macro: pd.DataFrame
 
     G, B and the pressure p = -(sxx + syy)/2 of the quenched glasses (mean, standard error, sample
     spread); the stationary (gamma_ext > 0.5) mean and std of Sigma_xy, the avalanche rate and the
-    mean drop; <tau_c> and <delta_tau_c> at the largest R, forward (alpha = 0) and backward (90).
+    mean drop; <tau_c> and <delta_tau_c> at the largest R, forward (alpha = 0) and backward (90);
+    per probed state the pressure sensitivity alpha_p of tau_c at that R (:mod:`epcal.pressure_sensitivity`).
     """
     G = [d["moduli"]["G"] for d in infos]
     B = [d["moduli"]["B"] for d in infos]
@@ -81,6 +82,12 @@ def glass_properties(infos: list[dict], steps: pd.DataFrame, macro: pd.DataFrame
                 if len(g):
                     local[f"{state}_{name}"] = {c: _sample_mean_se(g, c) for c in ("tau_c", "delta_tau_c")}
         out["local_yield_stress"] = {"R": r_max, **local}
+        if {"sxx_i", "syy_i"} <= set(probes.columns):  # variant B's alpha_p as A.8.2 measures it
+            from ..pressure_sensitivity import pressure_sensitivity
+
+            out["pressure_sensitivity"] = {
+                state: {k: v for k, v in pressure_sensitivity(probes, r_max, state).items() if k not in ("R", "state")}
+                for state in sorted(probes["state"].unique()) if (probes[probes["state"] == state]["R"] == r_max).any()}
     return out
 
 
