@@ -214,3 +214,19 @@ def test_restore_keeps_a_local_checkpoint(tmp_path):
     (out / "checkpoints/aqs_0.npz").unlink()
     restore(samples, out)
     assert (out / "checkpoints/aqs_0.npz").read_bytes() == b"committed"
+
+
+def test_collect_skips_the_logs_of_a_preparation_in_progress(tmp_path):
+    """A sample exists once its glass does: the (empty) log of a killed preparation is not committed."""
+    from epcal.reference.campaign import collect
+
+    out, samples = tmp_path / "out", tmp_path / "samples"
+    for d in ("glass", "logs", "benchmarks"):
+        (out / d).mkdir(parents=True)
+    (out / "logs/prepare_2.log").write_text("")
+    (out / "benchmarks/prepare_2.tsv").write_text("s\n1\n")
+    (out / "glass/glass_0.npz").write_bytes(b"glass")
+    (out / "logs/prepare_0.log").write_text("prepared")
+    collect(out, samples)
+    assert not (samples / "2").exists()
+    assert (samples / "0/logs/prepare_0.log").read_text() == "prepared"

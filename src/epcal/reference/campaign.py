@@ -68,9 +68,15 @@ def collect(outdir, samples, replicas=None) -> list[Path]:
     """
     outdir, samples = Path(outdir), Path(samples)
     want = None if replicas is None else {int(r) for r in replicas}
+    # logs and benchmarks belong to a sample once its glass exists (those of a preparation in
+    # progress are not pieces)
+    prepared = {r for d in (outdir, *samples.glob("[0-9]*"))
+                for r, _ in _replica_files(d, "glass", r"glass_(?P<r>\d+)\.npz")}
     changed = []
     for subdir, pattern, _ in PIECES:
         for r, p in _replica_files(outdir, subdir, pattern):
+            if subdir in ("logs", "benchmarks") and r not in prepared:
+                continue
             if want is None or r in want:
                 dst = samples / str(r) / subdir / p.name
                 if _copy(p, dst):
