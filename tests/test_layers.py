@@ -1,0 +1,158 @@
+"""The layering of src/epcal (DESIGN.md, "Layers"; issue 14), checked on the imports of every module.
+
+Every import counts, also the ones inside functions.  The contracts:
+
+* the engine (arrays in, arrays out) imports only the engine, and no pandas, YAML, parquet or
+  plotting, nor epcal's I/O modules;
+* figures (tables in, figures out) import no engine, driver or atomistic module;
+* the atomistic side knows nothing of the EPM engine or its drivers;
+* losses and fits read no files;
+* no import circles.
+
+KNOWN is the list of violations the code has today (issue 14 removes them): the test fails on any
+violation not listed, and on a listed one that is gone (delete it from the list), so the list only
+shrinks.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PKG = SRC / "epcal"
+
+ENGINE = {"vecmath", "elastic", "slip", "dynamics", "probe", "heterogeneous", "variant_kernels", "variants",
+          "samples", "params"}
+DRIVERS = {"simulate", "calibrate", "variant_search"}
+FIGURES = {"figures", "figure_data"}
+LOSSES_FITS = {"losses", "fits"}
+IO_MODULES = {"atomicio", "schema", "refdir"}
+IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}
+
+#: (module, imported) pairs and circles that exist today; issue 14 removes them
+KNOWN = {
+    ("elastic", "atomicio"),             # the engine writes its kernel cache to disk
+    ("figure_data", "simulate"),         # loading_curve of the EPM
+    ("figure_data", "reference.bauschinger"),  # loading_curve of the atoms
+    ("losses", "refdir"),                # Reference.from_dir reads the tables
+    ("losses", "yaml"),
+    # calibrate -> fits -> losses -> refdir -> calibrate, and calibrate <-> variant_search
+    ("circle", "calibrate fits losses refdir variant_search"),
+    ("circle", "reference.lbfgs reference.newton"),
+}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PKG).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts) or "__init__"
+
+
+def _exists(dotted: str) -> bool:
+    p = PKG.joinpath(*dotted.split("."))
+    return p.with_suffix(".py").exists() or (p / "__init__.py").exists()
+
+
+def imports() -> dict[str, set[str]]:
+    """{module: imported epcal modules (relative names) and third-party top-level packages}."""
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        mod = _module(path)
+        pkg = mod if path.name == "__init__.py" else (mod.rsplit(".", 1)[0] if "." in mod else "")
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    name = a.name
+                    deps.add(name[len("epcal."):] if name.startswith("epcal.") else name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = [p for p in pkg.split(".") if p and p != "__init__"]
+                    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                    target = ".".join(base + ([node.module] if node.module else []))
+                elif node.module.startswith("epcal"):
+                    target = node.module[len("epcal."):] if node.module != "epcal" else ""
+                else:
+                    deps.add(node.module.split(".")[0])
+                    continue
+                for a in node.names:
+                    sub = f"{target}.{a.name}" if target else a.name
+                    deps.add(sub if _exists(sub) else (target or "__init__"))
+        deps.discard(mod)
+        out[mod] = deps
+    return out
+
+
+def violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    found = set()
+    for mod, deps in graph.items():
+        internal = {d for d in deps if d in graph}
+        if mod in ENGINE:
+            found |= {(mod, d) for d in internal if d not in ENGINE}
+            found |= {(mod, d) for d in deps & IO_PACKAGES}
+        if mod in FIGURES:
+            found |= {(mod, d) for d in internal if d in ENGINE | DRIVERS or d.startswith("reference")}
+        if mod.startswith("reference."):
+            found |= {(mod, d) for d in internal if d in ENGINE | DRIVERS | FIGURES | LOSSES_FITS}
+        if mod in LOSSES_FITS:
+            found |= {(mod, d) for d in deps & ({"yaml"} | {"refdir", "atomicio"})}
+    return found | {("circle", " ".join(sorted(c))) for c in circles(graph)}
+
+
+def circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v, counter=[0]):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(comp)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_import_parser_sees_relative_absolute_and_lazy_imports():
+    g = imports()
+    assert {"slip", "variants"} <= g["dynamics"]          # from .slip import ..., from . import variants
+    assert "reference.engine" in g["reference.aqs"]      # from .engine import ...
+    assert "pressure_sensitivity" in g["variant_search"]  # an import inside a function
+    assert "pandas" in g["losses"] and "numpy" in g["elastic"]
+
+
+def test_the_checks_catch_a_forbidden_import_and_a_circle():
+    g = {"elastic": {"numpy", "pandas", "losses"}, "losses": {"elastic"}, "figures": {"simulate"},
+         "simulate": set(), "reference.glass": {"dynamics"}, "dynamics": set()}
+    found = violations(g)
+    assert {("elastic", "pandas"), ("elastic", "losses"), ("figures", "simulate"),
+            ("reference.glass", "dynamics"), ("circle", "elastic losses")} <= found
+
+
+def test_layers_hold_except_the_known_violations():
+    found = violations(imports())
+    new = sorted(found - KNOWN)
+    gone = sorted(KNOWN - found)
+    assert not new, f"forbidden import(s) or circle(s): {new} (see the layers in this module's docstring)"
+    assert not gone, f"fixed, remove from tests/test_layers.py KNOWN: {gone}"
