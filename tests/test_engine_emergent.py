@@ -5,7 +5,8 @@ import pytest
 
 from epcal.observables import rms_deviation, stress_series
 from epcal.params import EPMParams
-from epcal.simulate import loading_curve, run_bauschinger, run_ensemble
+from epcal.observables import loading_curve
+from epcal.simulate import run_bauschinger, run_ensemble
 
 
 def _table(gamma, sigma):
@@ -68,3 +69,18 @@ def test_finite_size_scaling_of_stress_fluctuations(tmp_path, capsys):
     assert np.all(np.diff(df.sigma_std) < 0)
     assert -1.25 < df.exponent.iloc[0] < -0.7
     assert read_metadata(out)["exponent"] == pytest.approx(df.exponent.iloc[0])
+
+
+def test_loading_curve_saw_tooth_and_every_step_tables():
+    """One loading_curve for both sides: EPM records (relaxed states and the stress before the next
+    avalanche, external sign) give a saw tooth; an atomistic table (every step) is interpolated."""
+    import pandas as pd
+
+    grid = np.array([0.0, 0.05, 0.1, 0.15, 0.2])
+    epm = pd.DataFrame({"replica": 0, "branch": "reverse", "gamma_load": [0.0, 0.1, 0.2],
+                        "sigma_load": [0.0, 0.5, 0.6], "sigma_before": [0.0, -0.8, -0.9]})
+    # from 0 up to 0.8 at 0.1 (elastic), drop to 0.5 (at a record: the relaxed state), up to 0.9 at 0.2
+    np.testing.assert_allclose(loading_curve(epm, "reverse", grid), [0.0, 0.4, 0.5, 0.7, 0.9])
+    atoms = pd.DataFrame({"replica": [0, 0, 0, 1, 1, 1], "branch": "forward",
+                          "gamma_load": [0.2, 0.0, 0.1, 0.0, 0.1, 0.2], "sigma_load": [0.6, 0.0, 0.5, 0.0, 0.3, 0.2]})
+    np.testing.assert_allclose(loading_curve(atoms, "forward", grid), [0.0, 0.2, 0.4, 0.4, 0.4])

@@ -32,8 +32,6 @@ IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}
 #: (module, imported) pairs and circles that exist today; issue 14 removes them
 KNOWN = {
     ("elastic", "atomicio"),             # the engine writes its kernel cache to disk
-    ("figure_data", "simulate"),         # loading_curve of the EPM
-    ("figure_data", "reference.bauschinger"),  # loading_curve of the atoms
     ("losses", "refdir"),                # Reference.from_dir reads the tables
     ("losses", "yaml"),
     # calibrate -> fits -> losses -> refdir -> calibrate, and calibrate <-> variant_search

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .losses import MACRO_OBS, Reference, macro_observables, reference_bins
+from .observables import loading_curve
 from .schema import DELTA_GAMMA, GAMMA_STATIONARY
 
 LOCAL = ("sigma_vm", "tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
@@ -234,8 +235,6 @@ def _drop_records(R, ep_probe):
 def _bauschinger_records(bau, ref):
     """(d) reload forward and in reverse after unloading from the stationary state (EPM; reference when
     its directory has bauschinger.parquet)."""
-    from .simulate import loading_curve
-
     rec = []
     if not bau.empty:
         grid = np.linspace(0.0, float(bau["gamma_load"].max()), 101)
@@ -244,13 +243,11 @@ def _bauschinger_records(bau, ref):
             rec += [dict(panel="d", series="epm", state=branch, quantity="sigma_load", x=a, y=b) for a, b in zip(grid, y)]
     ref_bau = Path(ref) / "bauschinger.parquet"
     if ref_bau.exists():  # optional reference table (atomistic reload test)
-        from .reference.bauschinger import loading_curve as ref_loading_curve
-
         rb = pd.read_parquet(ref_bau)
         grid = np.linspace(0.0, float(rb[rb["branch"] != "unload"]["gamma_load"].max()), 101)
         for branch in ("forward", "reverse"):
             if (rb["branch"] == branch).any():
-                y = ref_loading_curve(rb, branch, grid)
+                y = loading_curve(rb, branch, grid)
                 rec += [dict(panel="d", series="reference", state=branch, quantity="sigma_load", x=a, y=b)
                         for a, b in zip(grid, y)]
     return rec

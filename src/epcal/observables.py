@@ -210,3 +210,31 @@ def rms_deviation(df: pd.DataFrame, windows, gamma_min: float = GAMMA_STATIONARY
             allv = np.concatenate(stds)
             rows.append({"dgamma": float(w), "r": float(allv.mean()), "r_sem": float(allv.std() / np.sqrt(len(stds)))})
     return pd.DataFrame(rows)
+
+
+def loading_curve(df: pd.DataFrame, branch: str, grid: np.ndarray) -> np.ndarray:
+    """Replica-averaged stress in the loading sense of one reload ``branch`` (Bauschinger test,
+    section 5) on the strain grid ``grid``.
+
+    ``sigma_load`` is the relaxed stress in the loading sense at each record.  EPM tables record the
+    ends of the elastic branches, with ``sigma_before`` the stress before the next avalanche (in
+    the external sign: the reverse branch loads in -xy), so between records the stress rises
+    linearly from one relaxed state to the next unrelaxed one (a saw tooth); a table without
+    ``sigma_before`` (atomistic: every step recorded) is interpolated linearly between records.
+    """
+    sign = 1.0 if branch == "forward" else -1.0
+    curves = []
+    for _, g in df[df["branch"] == branch].sort_values("gamma_load", kind="stable").groupby("replica"):
+        gl = g["gamma_load"].to_numpy()
+        sa = g["sigma_load"].to_numpy()
+        sb = sign * g["sigma_before"].to_numpy() if "sigma_before" in g else sa
+        if len(gl) < 2:
+            curves.append(np.interp(grid, gl, sa))
+            continue
+        x = np.repeat(gl, 2)[1:-1]
+        y = np.empty(2 * len(gl) - 2)
+        y[0::2] = sa[:-1]
+        y[1::2] = sb[1:]
+        curves.append(np.interp(grid, x, y))
+    return np.mean(curves, axis=0)
+

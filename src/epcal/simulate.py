@@ -474,19 +474,3 @@ def run_bauschinger(params: EPMParams, replicas: Sequence[int], *, seed: int, ga
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return pd.concat(list(pool.map(one, replicas)), ignore_index=True)
-
-
-def loading_curve(df: pd.DataFrame, branch: str, grid: np.ndarray) -> np.ndarray:
-    """Replica-averaged stress in the loading sense on a strain grid (relaxed states, step function)."""
-    curves = []
-    for _, g in df[df.branch == branch].groupby("replica"):
-        gl = g["gamma_load"].to_numpy()
-        # the stress between records rises linearly (elastic branches): interpolate on after/before
-        x = np.repeat(gl, 2)[1:-1] if len(gl) > 1 else gl
-        sb = (g["sigma_before"] * (1 if branch == "forward" else -1)).to_numpy()
-        sa = g["sigma_load"].to_numpy()
-        y = np.empty(2 * len(gl) - 2)
-        y[0::2] = sa[:-1]
-        y[1::2] = sb[1:]
-        curves.append(np.interp(grid, x, y))
-    return np.mean(curves, axis=0)

@@ -249,7 +249,7 @@ def _cmd_bauschinger(args) -> int:
     else:
         import numpy as np
 
-        from ..simulate import loading_curve
+        from ..observables import loading_curve
 
         grid = np.linspace(0, args.strain, 11)
         for br in ("forward", "reverse"):

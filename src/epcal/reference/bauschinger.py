@@ -77,10 +77,3 @@ def bauschinger_test(state: State, replica: int, gamma0: float, strain: float = 
     df = pd.DataFrame(rows)
     df.insert(0, "replica", int(replica))
     return df[list(COLUMNS)]
-
-
-def loading_curve(df: pd.DataFrame, branch: str, grid: np.ndarray) -> np.ndarray:
-    """Sample-averaged loading-sense stress of one branch on a strain grid (linear interpolation)."""
-    curves = [np.interp(grid, g["gamma_load"].to_numpy(), g["sigma_load"].to_numpy())
-              for _, g in df[df["branch"] == branch].sort_values("gamma_load").groupby("replica")]
-    return np.mean(curves, axis=0)
