@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from epcal.elastic import (W, ddot, eshelby_tensor, patch_kernel, patch_kernel_direct, periodic_kernel,
-                           periodic_kernel_fft, slip_stiffness, slip_tensor, solve_patch_direct,
-                           solve_periodic_direct, stiffness)
+from epcal.elastic import (W, ddot, eshelby_tensor, patch_kernel_direct, periodic_kernel_fft, slip_stiffness,
+                           slip_tensor, solve_patch_direct, solve_periodic_direct, stiffness)
+from epcal.kernel_cache import patch_kernel, periodic_kernel
 
 G, B = 13.2, 59.0
 

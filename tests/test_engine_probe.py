@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from epcal.elastic import ddot, patch_kernel, slip_tensor
+from epcal.elastic import ddot, slip_tensor
+from epcal.kernel_cache import patch_kernel
 from epcal.params import EPMParams, patch_radius
 from epcal.simulate import Model, rng_for
 from epcal.slip import renew_element, renewal_work, slip_amplitude

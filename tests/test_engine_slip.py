@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from epcal.elastic import ddot, periodic_kernel, slip_tensor
+from epcal.elastic import ddot, slip_tensor
+from epcal.kernel_cache import periodic_kernel
 from epcal.slip import (SlipSystems, make_rng_state, rng_fill_uniform, rng_uniform, slip_amplitude,
                         slip_stiffness_coefficients)
 

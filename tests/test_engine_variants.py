@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from epcal.dynamics import redistribute, reduce_kernel, wrap_kernel
-from epcal.elastic import periodic_kernel
+from epcal.kernel_cache import periodic_kernel
 from epcal.observables import macro_summary
 from epcal.params import EPMParams
 from epcal.simulate import Model, ProbeSpec, rng_for, run_ensemble

@@ -31,7 +31,6 @@ IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}
 
 #: (module, imported) pairs and circles that exist today; issue 14 removes them
 KNOWN = {
-    ("elastic", "atomicio"),             # the engine writes its kernel cache to disk
     ("losses", "refdir"),                # Reference.from_dir reads the tables
     ("losses", "yaml"),
     # calibrate -> fits -> losses -> refdir -> calibrate, and calibrate <-> variant_search

@@ -223,7 +223,7 @@ def test_5_an_edited_kernel_is_not_served_from_the_cache(tmp_path):
     subprocess.run(["cp", "-r", str(ROOT / "src"), str(src)], check=True)
     env = {**os.environ, "PYTHONPATH": str(src), "EPCAL_CACHE_DIR": str(tmp_path / "cache"),
            "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    script = ("import numpy as np, sys; from epcal.elastic import periodic_kernel; "
+    script = ("import numpy as np, sys; from epcal.kernel_cache import periodic_kernel; "
               "np.save(sys.argv[1], periodic_kernel(4, 13.2, 59.0))")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.npy")], env=env, check=True)
     with open(src / "epcal" / "elastic.py", "a") as fh:

@@ -10,21 +10,18 @@ is the 3x3 matrix :func:`stiffness` acting on such vectors.
 A *kernel* maps a plastic strain (3-vector) in one element to the stress change
 (3-vector) of every element: ``dSigma[e'] = K[e' - e] @ deps_pl[e]``.
 
-* :func:`periodic_kernel` -- bi-periodic L x L lattice, macroscopic strain held
+* :func:`periodic_kernel_fft` -- bi-periodic L x L lattice, macroscopic strain held
   fixed, via FFT of the block-circulant stiffness (exact FEM, full 2x2 Gauss).
-* :func:`patch_kernel` -- n x n patch with all boundary nodes fixed (local
+* :func:`patch_kernel_direct` -- n x n patch with all boundary nodes fixed (local
   shear test, section 3.5).
 * :func:`eshelby_tensor` and :func:`slip_stiffness` -- S of an element in its
   own lattice and f(theta) = (C:(S - I):M(theta)):M(theta) of Eq. (6).
 
 The kernels do not depend on the element side l (2D elasticity is scale free),
-only on L (or n), G and B.  They are cached on disk (:func:`cached`).
+only on L (or n), G and B.  :mod:`epcal.kernel_cache` keeps them on disk (this module does
+no I/O).
 """
 from __future__ import annotations
-
-import hashlib
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +30,6 @@ W = np.diag([1.0, 1.0, 2.0])
 _GAUSS = 1.0 / np.sqrt(3.0)
 #: local node order of an element: (0,0), (1,0), (1,1), (0,1) in units of l
 CORNERS = np.array([(0, 0), (1, 0), (1, 1), (0, 1)])
-_KERNEL_VERSION = 1
 
 
 def stiffness(G: float, B: float) -> np.ndarray:
@@ -268,61 +264,3 @@ def slip_stiffness(theta, K: np.ndarray) -> np.ndarray:
     K0 = K[0, 0] if K.ndim == 4 else K
     M = slip_tensor(theta)
     return ddot(M, M @ K0.T)
-
-
-# ------------------------------------------------------------------ disk cache
-def cache_dir() -> Path:
-    """Kernel cache folder: $EPCAL_CACHE_DIR or ~/.cache/epcal/kernels."""
-    env = os.environ.get("EPCAL_CACHE_DIR")
-    base = Path(env) if env else Path.home() / ".cache" / "epcal"
-    return base / "kernels"
-
-
-def _code_digest() -> str:
-    """Digest of the code that computes the kernels: this module's source (it imports no other
-    epcal module), so an edited kernel is never served from a cache written by the old code."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
-def cache_path(kind: str, size: int, G: float, B: float) -> Path:
-    """Cache file of kernel ``kind`` of ``size``: named by a hash of (kind, size, G, B, code digest)."""
-    key = f"{kind}|{int(size)}|{float(G)!r}|{float(B)!r}|v{_KERNEL_VERSION}|{_code_digest()}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"{kind}-{int(size)}-{digest}.npy"
-
-
-def cached(kind: str, size: int, G: float, B: float) -> np.ndarray:
-    """Kernel ``kind`` ('periodic' or 'patch') of ``size`` (L or n), cached on disk (:func:`cache_path`).
-
-    Writes are atomic (temporary file then rename), so concurrent jobs are safe.
-    """
-    path = cache_path(kind, size, G, B)
-    if path.exists():
-        try:
-            return np.load(path)
-        except (ValueError, OSError):
-            pass  # corrupt: recompute
-    if kind == "periodic":
-        K = periodic_kernel_fft(int(size), G, B)
-    elif kind == "patch":
-        K = patch_kernel_direct(int(size), G, B)
-    else:
-        raise ValueError(f"unknown kernel kind {kind!r}")
-    from .atomicio import atomic_path
-
-    try:
-        with atomic_path(path) as tmp:
-            np.save(tmp, K)
-    except OSError:
-        pass  # read-only or full cache: still return the kernel
-    return K
-
-
-def periodic_kernel(L: int, G: float, B: float) -> np.ndarray:
-    """Cached :func:`periodic_kernel_fft`."""
-    return cached("periodic", L, G, B)
-
-
-def patch_kernel(n: int, G: float, B: float) -> np.ndarray:
-    """Cached :func:`patch_kernel_direct`."""
-    return cached("patch", n, G, B)

@@ -7,7 +7,7 @@ uniform stress gamma~ C:M(alpha) = gamma~ G (-sin2a, sin2a, cos2a) to every elem
 so a system's resolved stress rises at rate G cos(2(theta - alpha)).  The onset
 gamma~_c is found exactly (minimum over the patch systems of the strain to
 threshold), then the avalanche relaxes at fixed gamma~ with the fixed-boundary
-patch kernel (:func:`epcal.elastic.patch_kernel`) and the same slip rules as the
+patch kernel (:func:`epcal.kernel_cache.patch_kernel`) and the same slip rules as the
 full system (Eqs. 6-7, renewal).  The dissipation bound gamma_max = -2 tau / f(theta)
 (Eq. 6) uses the element's own self-response *inside the patch*,
 f_x(theta) = M:Kp[x, x]:M (its Eshelby tensor with the fixed boundary), which is

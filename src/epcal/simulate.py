@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import code_version
 from .dynamics import aqs, kmc_quench, reduce_kernel, wrap_kernel
-from .elastic import patch_kernel, periodic_kernel
+from .kernel_cache import patch_kernel, periodic_kernel
 from .observables import macro_frame, probe_frame
 from .params import EPMParams
 from .probe import flatten_patch_kernels, probe_kernel

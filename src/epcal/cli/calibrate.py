@@ -90,7 +90,7 @@ def cmd_reference_check(a):
 def cmd_kernel_cell(a):
     from epcal.atomicio import save_npz
     from epcal.calibrate import model_params, resolve_model
-    from epcal.elastic import patch_kernel, periodic_kernel
+    from epcal.kernel_cache import patch_kernel, periodic_kernel
 
     from epcal.losses import resolve_radius
     from epcal.params import patch_size

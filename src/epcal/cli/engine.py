@@ -81,7 +81,8 @@ def _meta(args, params, **extra):
 
 # ----------------------------------------------------------------------- kernel
 def _cmd_kernel(args) -> int:
-    from ..elastic import eshelby_tensor, periodic_kernel, slip_stiffness, stiffness
+    from ..elastic import eshelby_tensor, slip_stiffness, stiffness
+    from ..kernel_cache import periodic_kernel
 
     if args.size < 2:
         raise ValueError(f"--size {args.size}: expected L_EP >= 2")
