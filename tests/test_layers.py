@@ -31,10 +31,6 @@ IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}
 
 #: (module, imported) pairs and circles that exist today; issue 14 removes them
 KNOWN = {
-    ("losses", "refdir"),                # Reference.from_dir reads the tables
-    ("losses", "yaml"),
-    # calibrate -> fits -> losses -> refdir -> calibrate, and calibrate <-> variant_search
-    ("circle", "calibrate fits losses refdir variant_search"),
     ("circle", "reference.lbfgs reference.newton"),
 }
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from epcal import losses as Lo
+from epcal.refdir import read_reference, read_reference_dir
 from epcal.schema import MACRO, PROBE, TableError, write_table
 
 G, DG = 13.2, 1e-4
@@ -179,7 +180,7 @@ def write_reference(path, macro, probe, **meta):
 def test_evaluator_zero_on_itself_and_bootstrap(tmp_path):
     macro = sawtooth(n_rep=6, n_av=300, seed=5)
     probe = probe_table(n_rep=6, seed=5)
-    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", macro, probe))
+    ref = read_reference(write_reference(tmp_path / "ref", macro, probe))
     ev = Lo.Evaluator(ref)
     res = ev.evaluate(macro, probe, n_boot=16, seed=1)
     full = res[res.boot == -1].iloc[0]
@@ -197,14 +198,14 @@ def test_evaluator_zero_on_itself_and_bootstrap(tmp_path):
     assert L[0]["L_meso_plus"] < L[2]["L_meso_plus"]
     # exactly the configured R: a reference without it is an error naming what it has
     assert ev.ref_R == 30.0
-    bad = Lo.Reference.from_dir(write_reference(tmp_path / "bad", macro, probe_table(n_rep=6, seed=5, R=(25.0, 30.5))))
+    bad = read_reference(write_reference(tmp_path / "bad", macro, probe_table(n_rep=6, seed=5, R=(25.0, 30.5))))
     with pytest.raises(TableError, match=r"no 'stationary' rows at R = 30 .*R = 25, 30\.5"):
         Lo.Evaluator(bad)
 
 
 def test_bootstrap_is_order_invariant(tmp_path):
     macro = sawtooth(n_rep=5, n_av=600, seed=2)
-    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", sawtooth(4, 600, 11), probe_table(4, 11)))
+    ref = read_reference(write_reference(tmp_path / "ref", sawtooth(4, 600, 11), probe_table(4, 11)))
     ev = Lo.Evaluator(ref)
     probe = probe_table(5, 3)
     a = ev.evaluate(macro, probe, n_boot=8, seed=4)
@@ -217,29 +218,29 @@ def test_reference_errors_name_file_and_column(tmp_path):
     macro = sawtooth(2, 50, 0)
     probe = probe_table(2, 0)
     d = write_reference(tmp_path / "ok", macro, probe)
-    Lo.read_reference_dir(d)
+    read_reference_dir(d)
     # bad column type in the probe table
     bad = probe.assign(tau_c=probe.tau_c.astype(str))
     bad.to_parquet(d / "probe.parquet")
     with pytest.raises(TableError, match=r"probe\.parquet.*'tau_c'"):
-        Lo.read_reference_dir(d)
+        read_reference_dir(d)
     # missing column in the macro table
     d2 = write_reference(tmp_path / "m", macro, probe)
     macro.drop(columns=["sigma_after"]).to_parquet(d2 / "macro.parquet")
     with pytest.raises(TableError, match=r"macro\.parquet.*'sigma_after'.*missing"):
-        Lo.read_reference_dir(d2)
+        read_reference_dir(d2)
     # missing key in reference.yaml
     d3 = write_reference(tmp_path / "y", macro, probe)
     (d3 / "reference.yaml").write_text(yaml.safe_dump({"domain_length": 98.8}))
     with pytest.raises(TableError, match=r"reference\.yaml.*'shear_modulus'"):
-        Lo.read_reference_dir(d3)
+        read_reference_dir(d3)
     # no stationary probe rows
     d4 = write_reference(tmp_path / "s", macro, probe[probe.state == "quench"])
     with pytest.raises(TableError, match=r"probe\.parquet.*'state'.*stationary"):
-        Lo.read_reference_dir(d4)
+        read_reference_dir(d4)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="macro.parquet"):
-        Lo.read_reference_dir(tmp_path / "empty")
+        read_reference_dir(tmp_path / "empty")
 
 
 def test_weighted_counts_equal_the_pooled_sample():
@@ -293,7 +294,7 @@ def test_reference_bootstrap_spread_of_a_mean_magnitude(tmp_path):
     for F = mean tau_c over n_ref samples, std(L[F]) ~ std(tau_c) / sqrt(n_ref) / |mean tau_c|."""
     macro = sawtooth(40, 900, 11)
     probe = probe_table(40, 11)
-    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", macro, probe))
+    ref = read_reference(write_reference(tmp_path / "ref", macro, probe))
     ev = Lo.Evaluator(ref, ref_seed=9)
     r = ev.evaluate(sawtooth(8, 900, 3), probe_table(8, 5), n_boot=400, seed=1, details=True)
     assert list(r["resample"].unique()) == ["full", "joint", "epm", "reference"]
@@ -311,7 +312,7 @@ def test_reference_bootstrap_spread_of_a_mean_magnitude(tmp_path):
 
 def test_scaled_macro_loss_matches_scaling_the_table(tmp_path):
     """The surrogate of the scaled search: scaling observables == evaluating the scaled table."""
-    ref = Lo.Reference.from_dir(write_reference(tmp_path / "ref", sawtooth(4, 900, 11), probe_table(4, 11)))
+    ref = read_reference(write_reference(tmp_path / "ref", sawtooth(4, 900, 11), probe_table(4, 11)))
     ev = Lo.Evaluator(ref)
     macro = sawtooth(n_rep=4, n_av=900, seed=3)
     obs_all = Lo.macro_observables(macro, 0.0)

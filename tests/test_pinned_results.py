@@ -33,7 +33,7 @@ def _table(df) -> str:
 
 
 def _params(**kw):
-    from epcal.calibrate import PAPER_MODEL, model_params
+    from epcal.params import PAPER_MODEL, model_params
 
     return model_params(6.6, kw.get("k", 2.0), kw.get("lam", 1.8), kw.get("chi", 2.3), {**PAPER_MODEL, "N": 12})
 

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from epcal.calibrate import best_macro, make_twin, sweep_macro_cell
-from epcal.losses import Reference
+from epcal.refdir import read_reference
 from epcal.schema import MACRO, PROBE, write_table
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ def main():
         write_table(macro, ref_dir / "macro.parquet", {}, MACRO)
         write_table(probe, ref_dir / "probe.parquet", {}, PROBE)
         (ref_dir / "reference.yaml").write_text(yaml.safe_dump(meta))
-    ref = Reference.from_dir(ref_dir)
+    ref = read_reference(ref_dir)
     base = {"model": MODEL, "seed": 1000, "gamma_max": 2.0, "replicas": a.replicas, "n_boot": 50}
     rows = []
     for k in a.k:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main(argv=None) -> int:
     from epcal import calibrate, fits
-    from epcal.losses import Reference
+    from epcal.refdir import read_reference
     from twin_coverage import PARAMS, summarize
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         opt = fits.fit_optimum(pd.concat([pd.read_parquet(c) for c in cells], ignore_index=True), hw, interp)
         scan_path = out / f"quench_{pt['index']:02d}.parquet"
         if not scan_path.exists():
-            ref = Reference.from_dir(d / "results/reference/twin", validate=False, alphas=(0.0, 90.0))
+            ref = read_reference(d / "results/reference/twin", validate=False, alphas=(0.0, 90.0))
             q = {k: v for k, v in cfg["quench"].items() if k not in ("resources", "enabled", "half_width")}
             calibrate.quench_temperature(ref, opt.iloc[0], {**q, "model": cfg["model"], "seed": cfg["seed"]},
                                          log=lambda *_: None).to_parquet(scan_path)

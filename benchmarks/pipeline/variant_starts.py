@@ -28,7 +28,7 @@ import pandas as pd
 
 
 def main() -> None:
-    from epcal.losses import Reference
+    from epcal.refdir import read_reference
     from epcal.schema import read_metadata
     from epcal.variant_search import point_evaluator
 
@@ -42,7 +42,7 @@ def main() -> None:
     args = ap.parse_args()
     opt = pd.read_parquet(Path(args.run1) / "results/calibration/optimum.parquet")
     opt = opt.loc[(opt["l"] - float(args.l)).abs().idxmin()]
-    ref = Reference.from_dir(args.ref)
+    ref = read_reference(args.ref)
     rows = []
     for pa in sorted((Path(args.run1) / f"results/variants/l{args.l}").glob("*.parquet")):
         pb = Path(args.run2) / f"results/variants/l{args.l}" / pa.name

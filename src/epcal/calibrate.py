@@ -38,38 +38,12 @@ from .fits import fit_optimum
 from .losses import (QUENCH_MAGNITUDES, QUENCH_QUANTITIES, Evaluator, LossSettings, Reference, ReferenceUnits,
                      bootstrap_weights, macro_observables, magnitudes_from_sums, meso_sums, relative_loss,
                      resample_design, resolve_radius, select_probe)
-from .params import lattice_rule
+from .params import lattice_rule, model_params, resolve_model
 from .refdir import twin_probe_grid
 from .simulate import RunawayAvalanche
 
 
 # --------------------------------------------------------------------------- engine access
-def model_params(l: float, k: float, lam: float, chi: float, model: dict):
-    """EPMParams for element length l from the ``model`` config slice (G, B, domain_length, N)."""
-    from .params import EPMParams
-
-    model = resolve_model(model)
-    kw = dict(G=float(model["G"]), B=float(model["B"]), domain_length=float(model["domain_length"]))
-    if model.get("N"):
-        kw["N"] = int(model["N"])
-    return EPMParams.for_element_length(float(l), k=float(k), lam=float(lam), chi=float(chi), **kw)
-
-
-PAPER_MODEL = {"G": 13.2, "B": 59.0, "domain_length": 98.8045}
-_FROM_REFERENCE = {"G": "shear_modulus", "B": "bulk_modulus", "domain_length": "domain_length"}
-
-
-def resolve_model(model: dict | None, ref_meta: dict | None = None) -> dict:
-    """Model settings with null (missing) G, B, domain_length taken from the reference's
-    reference.yaml (so the EPM matches the reference's moduli and domain), else the paper's values."""
-    out = dict(model or {})
-    for key, ref_key in _FROM_REFERENCE.items():
-        if out.get(key) is None:
-            v = (ref_meta or {}).get(ref_key)
-            out[key] = float(v) if v is not None else PAPER_MODEL[key]
-    return out
-
-
 def run(p, replicas, seed: int, gamma_max: float, T_quench=None, probe=None, threads: int = 1, variant=None,
         stream_key: int | None = None):
     from .simulate import run_ensemble
@@ -576,9 +550,3 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
     return scan, meta
 
 
-# ------------------------------------------------------------------ model variants (appendix A.8)
-def calibrate_variant(*args, **kwargs):
-    """Optimum of one model variant: :func:`epcal.variant_search.calibrate_variant` (the search lives there)."""
-    from .variant_search import calibrate_variant as search
-
-    return search(*args, **kwargs)

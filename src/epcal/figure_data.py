@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .losses import MACRO_OBS, Reference, macro_observables, reference_bins
+from .losses import MACRO_OBS, macro_observables, reference_bins
 from .observables import loading_curve
+from .refdir import read_reference
 from .schema import DELTA_GAMMA, GAMMA_STATIONARY
 
 LOCAL = ("sigma_vm", "tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
@@ -73,7 +74,7 @@ def _by_series_state(tables):
 # ------------------------------------------------------------------------------ Fig. 2
 def fig2_data(inputs, ref, cfg):
     """(a) one stress-strain curve per series; (b-d) PDFs of Sigma_xy^ext, drops and increments (gamma > 0.5)."""
-    R = Reference.from_dir(ref)
+    R = read_reference(ref)
     ep = _read_many([p for p in inputs if "macro" in Path(p).name])
     rec = []
     for df, name in ((R.macro, "reference"), (ep, "epm")):
@@ -102,7 +103,7 @@ def fig2_data(inputs, ref, cfg):
 
 # ------------------------------------------------------------------------------ local statistics
 def _local_tables(inputs, ref):
-    R = Reference.from_dir(ref)
+    R = read_reference(ref)
     ep = _read_many([p for p in inputs if "probe" in Path(p).name],
                     columns=["state", "replica", "R", "alpha", *LOCAL])
     return R.probe, ep
@@ -256,7 +257,7 @@ def _bauschinger_records(bau, ref):
 def fig5_data(inputs, ref, cfg):
     """Emergent properties at the optimum (section 5): (a) r(dgamma) of Eq. (10); (b) finite-size
     scaling of std(Sigma_ext); (c) <delta tau_c> vs <tau_c> at R ~ 30 per orientation; (d) Bauschinger test."""
-    R = Reference.from_dir(ref)
+    R = read_reference(ref)
     name = lambda p: Path(p).name  # noqa: E731
     ep_macro = _read_many([p for p in inputs if name(p).startswith("macro")])
     ep_probe = _read_many([p for p in inputs if name(p).startswith("probe")],

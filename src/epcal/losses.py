@@ -52,13 +52,12 @@ vector over replicas and costs one matrix product.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .observables import MACRO_OBS, MacroObservables, macro_observables  # noqa: F401 (re-exported)
-from .schema import DELTA_GAMMA, GAMMA_STATIONARY, TableError
+from .schema import DELTA_GAMMA, GAMMA_STATIONARY, Reference, TableError  # noqa: F401 (Reference re-exported)
 
 MESO_QUANTITIES = ("tau_i", "tau_c", "delta_tau_c", "drop_tau_c")
 MESO_MAGNITUDES = tuple(f"{s}_{q}" for q in MESO_QUANTITIES for s in ("mean", "std"))
@@ -69,63 +68,6 @@ QUENCH_QUANTITIES = ("sigma_vm",) + MESO_QUANTITIES
 QUENCH_MAGNITUDES = tuple(m for m in (f"{s}_{q}" for q in QUENCH_QUANTITIES for s in ("mean", "std"))
                           if m != "mean_tau_i")
 LOSS_COLUMNS = ("L_sigma", "L_drop", "L_incr", "L_macro", "L_meso_plus", "L_meso_minus", "L_stat")
-
-
-# --------------------------------------------------------------------------- reference
-@dataclasses.dataclass
-class Reference:
-    """A reference directory: macro.parquet, probe.parquet, reference.yaml."""
-
-    macro: pd.DataFrame
-    probe: pd.DataFrame
-    meta: dict
-    path: str = "<reference>"
-
-    @classmethod
-    def from_dir(cls, path: str | Path, validate: bool = True, alphas=None) -> "Reference":
-        """Read a reference directory; ``validate=False`` skips the table checks (done once by the
-        pipeline's reference_check rule) and ``alphas`` reads only the probe rows at those
-        orientations (mod 180), which is what the sweeps need."""
-        return cls(*read_reference_dir(path, validate=validate, alphas=alphas), path=str(path))
-
-    @property
-    def shear_modulus(self) -> float:
-        return float(self.meta["shear_modulus"])
-
-    @property
-    def delta_gamma(self) -> float:
-        return float(self.meta.get("delta_gamma", DELTA_GAMMA))
-
-
-def _alpha_filters(alphas):
-    out = []
-    for a in alphas:
-        for b in (a % 180.0, a % 180.0 - 180.0, a % 180.0 + 180.0):
-            out.append([("alpha", ">=", b - 1e-6), ("alpha", "<=", b + 1e-6)])
-    return out
-
-
-def read_reference_dir(path: str | Path, need_probe_states=("stationary",), validate: bool = True, alphas=None):
-    """Read a reference directory, validated by :func:`epcal.refdir.inspect_reference_dir` (the one
-    validator; ``validate=False``: reference.yaml only, the tables having been checked at start-up)."""
-    import yaml
-
-    from .refdir import check_reference_yaml, inspect_reference_dir, missing_files
-
-    path = Path(path)
-    missing = missing_files(path)
-    if missing:
-        raise FileNotFoundError("\n".join(missing))
-    files = {n: path / n for n in ("macro.parquet", "probe.parquet", "reference.yaml")}
-    if validate:
-        problems = inspect_reference_dir(path, states=tuple(need_probe_states)).problems
-    else:
-        meta, problems = check_reference_yaml(files["reference.yaml"])
-    if problems:
-        raise TableError("\n".join(problems))
-    meta = yaml.safe_load(files["reference.yaml"].read_text())
-    probe_filter = _alpha_filters(alphas) if alphas and not validate else None
-    return pd.read_parquet(files["macro.parquet"]), pd.read_parquet(files["probe.parquet"], filters=probe_filter), meta
 
 
 # --------------------------------------------------------------------------- binning and overlap

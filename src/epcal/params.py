@@ -144,3 +144,28 @@ class EPMParams:
         """Stable 64-bit digest of the parameters (used to derive random streams)."""
         text = repr(tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)))
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+# --------------------------------------------------------------- from the config's model slice
+def model_params(l: float, k: float, lam: float, chi: float, model: dict):
+    """EPMParams for element length l from the ``model`` config slice (G, B, domain_length, N)."""
+    model = resolve_model(model)
+    kw = dict(G=float(model["G"]), B=float(model["B"]), domain_length=float(model["domain_length"]))
+    if model.get("N"):
+        kw["N"] = int(model["N"])
+    return EPMParams.for_element_length(float(l), k=float(k), lam=float(lam), chi=float(chi), **kw)
+
+
+PAPER_MODEL = {"G": 13.2, "B": 59.0, "domain_length": 98.8045}
+_FROM_REFERENCE = {"G": "shear_modulus", "B": "bulk_modulus", "domain_length": "domain_length"}
+
+
+def resolve_model(model: dict | None, ref_meta: dict | None = None) -> dict:
+    """Model settings with null (missing) G, B, domain_length taken from the reference's
+    reference.yaml (so the EPM matches the reference's moduli and domain), else the paper's values."""
+    out = dict(model or {})
+    for key, ref_key in _FROM_REFERENCE.items():
+        if out.get(key) is None:
+            v = (ref_meta or {}).get(ref_key)
+            out[key] = float(v) if v is not None else PAPER_MODEL[key]
+    return out

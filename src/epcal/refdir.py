@@ -6,7 +6,7 @@ the keys of :data:`REQUIRED_KEYS` (checked, when present, also those of
 :data:`OPTIONAL_KEYS`) and optionally ``bauschinger.parquet``.
 
 :func:`check_reference_dir` is the only validator: ``epcal reference check``,
-the pipeline's start-up and :func:`epcal.losses.read_reference_dir` all use
+the pipeline's start-up and :func:`read_reference_dir` all use
 it.  Besides the table contracts it checks what the calibration will read
 (:class:`Needs`, made from the config by :func:`needs_from_config`): probe rows
 of every state at exactly the configured radius and orientations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .schema import BAUSCHINGER, BAUSCHINGER_BRANCHES, DELTA_GAMMA, MACRO, PROBE, TableError, check_table
+from .schema import BAUSCHINGER, BAUSCHINGER_BRANCHES, DELTA_GAMMA, MACRO, PROBE, Reference, TableError, check_table
 
 REFERENCE_FILES = ("macro.parquet", "probe.parquet", "reference.yaml")
 #: keys every reference.yaml must have -> what is expected (config/README.md lists the same)
@@ -153,7 +153,7 @@ def twin_probe_grid(twin: dict, p) -> tuple[list[int], list[float]]:
 
 def twin_lattice(twin: dict, model: dict | None):
     """The EPM lattice (EPMParams) the twin reference is made on."""
-    from .calibrate import model_params, resolve_model
+    from .params import model_params, resolve_model
 
     return model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], resolve_model(model))
 
@@ -461,3 +461,40 @@ def apply_resolution(cfg: dict, res: Resolution) -> dict:
         section, name = key.split(".")
         cfg[section][name] = float(R)
     return cfg
+
+
+# ----------------------------------------------------------------------------- reading
+def _alpha_filters(alphas):
+    out = []
+    for a in alphas:
+        for b in (a % 180.0, a % 180.0 - 180.0, a % 180.0 + 180.0):
+            out.append([("alpha", ">=", b - 1e-6), ("alpha", "<=", b + 1e-6)])
+    return out
+
+
+def read_reference_dir(path: str | Path, need_probe_states=("stationary",), validate: bool = True, alphas=None):
+    """(macro, probe, meta) of a reference directory, validated by :func:`inspect_reference_dir` (the one
+    validator; ``validate=False``: reference.yaml only, the tables having been checked at start-up)."""
+    import yaml
+
+    path = Path(path)
+    missing = missing_files(path)
+    if missing:
+        raise FileNotFoundError("\n".join(missing))
+    files = {n: path / n for n in ("macro.parquet", "probe.parquet", "reference.yaml")}
+    if validate:
+        problems = inspect_reference_dir(path, states=tuple(need_probe_states)).problems
+    else:
+        meta, problems = check_reference_yaml(files["reference.yaml"])
+    if problems:
+        raise TableError("\n".join(problems))
+    meta = yaml.safe_load(files["reference.yaml"].read_text())
+    probe_filter = _alpha_filters(alphas) if alphas and not validate else None
+    return pd.read_parquet(files["macro.parquet"]), pd.read_parquet(files["probe.parquet"], filters=probe_filter), meta
+
+
+def read_reference(path: str | Path, validate: bool = True, alphas=None) -> Reference:
+    """The :class:`epcal.schema.Reference` of a directory; ``validate=False`` skips the table checks
+    (done once by the pipeline's reference_check rule) and ``alphas`` reads only the probe rows at
+    those orientations (mod 180), which is what the sweeps need."""
+    return Reference(*read_reference_dir(path, validate=validate, alphas=alphas), path=str(path))

@@ -304,3 +304,22 @@ def _json_default(o):
 
 def concat_tables(paths: Iterable[str | Path], schema: TableSchema | None = None) -> pd.DataFrame:
     return pd.concat([read_table(p, schema) for p in paths], ignore_index=True)
+
+
+@dataclasses.dataclass
+class Reference:
+    """The tables of a reference directory (macro.parquet, probe.parquet) and its reference.yaml;
+    read by :func:`epcal.refdir.read_reference`."""
+
+    macro: pd.DataFrame
+    probe: pd.DataFrame
+    meta: dict
+    path: str = "<reference>"
+
+    @property
+    def shear_modulus(self) -> float:
+        return float(self.meta["shear_modulus"])
+
+    @property
+    def delta_gamma(self) -> float:
+        return float(self.meta.get("delta_gamma", DELTA_GAMMA))

@@ -41,11 +41,11 @@ def _write(df, path, stage, cfg=None, **extra):
 def _ref(path, fast_alphas=None):
     """The reference; with ``fast_alphas`` (a stage downstream of reference-check) the tables are not
     re-validated and only the probe rows at those orientations are read."""
-    from epcal.losses import Reference
+    from epcal.refdir import read_reference
 
     if fast_alphas is None:
-        return Reference.from_dir(path)
-    return Reference.from_dir(path, validate=False, alphas=tuple(float(a) for a in fast_alphas))
+        return read_reference(path)
+    return read_reference(path, validate=False, alphas=tuple(float(a) for a in fast_alphas))
 
 
 def _loss_alphas(cfg):
@@ -89,7 +89,7 @@ def cmd_reference_check(a):
 
 def cmd_kernel_cell(a):
     from epcal.atomicio import save_npz
-    from epcal.calibrate import model_params, resolve_model
+    from epcal.params import model_params, resolve_model
     from epcal.kernel_cache import patch_kernel, periodic_kernel
 
     from epcal.losses import resolve_radius
@@ -225,7 +225,7 @@ def cmd_emergent_bauschinger(a):
 
 
 def cmd_variant(a):
-    from epcal.calibrate import calibrate_variant
+    from epcal.variant_search import calibrate_variant
     from epcal.schema import write_table
 
     cfg = _cfg(a.cfg)
