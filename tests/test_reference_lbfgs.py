@@ -48,7 +48,7 @@ def test_cell_list_pairs_equal_kdtree_pairs(seed, n, tilt):
 
 
 def test_chunked_forces_equal_serial_and_do_not_depend_on_threads():
-    from epcal.reference.lbfgs import energy_forces_chunked
+    from epcal.reference.newton import energy_forces_chunked
 
     x, box, types = _random_cell(3, 1200, 0.2)
     x = x * 1.0

@@ -8,7 +8,7 @@ about as much as the force evaluation itself.  This module moves the whole plain
 L-BFGS descent into one compiled loop (:func:`lbfgs_descent`, built on the two-loop
 recursion :func:`two_loop_first` / :func:`two_loop_second`, which take any H0 in
 between), and evaluates energies and forces in ``nchunk`` fixed chunks of the pair
-list, on as many threads as numba has (:func:`energy_forces_chunked`).  The chunks
+list, on as many threads as numba has (:func:`epcal.reference.newton.energy_forces_chunked`).  The chunks
 are fixed, so the sums, hence the trajectory, are the same bits on 1 or 2 threads.
 (The preconditioned iteration of :class:`epcal.reference.aqs.AQS` keeps its numpy
 two-loop: there the sparse triangular solves, ~6 ms, dominate each iteration.)
@@ -21,34 +21,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .newton import _ef_pairs
+from .newton import energy_forces_chunked
 
 #: status codes of :func:`lbfgs_descent`
 CONVERGED, MAXITER, STALLED, REBUILD, FAILED = 0, 1, 2, 3, 4
-
-
-@njit(cache=True, parallel=True)
-def energy_forces_chunked(x, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk):
-    """Energy and forces of the periodic pair list (same pair terms as
-    :func:`epcal.reference.newton._ef_kernel_pbc`), the pairs split into ``nchunk``
-    contiguous chunks summed in a fixed order (thread-count independent bits)."""
-    n = x.shape[0]
-    npair = pi.shape[0]
-    Fc = np.zeros((nchunk, n, 2))
-    Ec = np.zeros(nchunk)
-    for c in prange(nchunk):
-        Ec[c] = _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, c * npair // nchunk, (c + 1) * npair // nchunk,
-                          Fc[c])
-    F = np.zeros((n, 2))
-    E = 0.0
-    for c in range(nchunk):
-        E += Ec[c]
-        for i in range(n):
-            F[i, 0] += Fc[c, i, 0]
-            F[i, 1] += Fc[c, i, 1]
-    return E, F
 
 
 @njit(cache=True, inline="always")

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
-from numba import njit
+from numba import njit, prange
 
 from . import potential as pot
 
@@ -355,6 +355,28 @@ def _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, lo, hi, F):
     return E
 
 
+@njit(cache=True, parallel=True)
+def energy_forces_chunked(x, pi, pj, pt, sx, sy, par, r_in, r_out, nchunk):
+    """Energy and forces of the periodic pair list (same pair terms as
+    :func:`_ef_kernel_pbc`), the pairs split into ``nchunk``
+    contiguous chunks summed in a fixed order (thread-count independent bits)."""
+    n = x.shape[0]
+    npair = pi.shape[0]
+    Fc = np.zeros((nchunk, n, 2))
+    Ec = np.zeros(nchunk)
+    for c in prange(nchunk):
+        Ec[c] = _ef_pairs(x, pi, pj, pt, sx, sy, par, r_in, r_out, c * npair // nchunk, (c + 1) * npair // nchunk,
+                          Fc[c])
+    F = np.zeros((n, 2))
+    E = 0.0
+    for c in range(nchunk):
+        E += Ec[c]
+        for i in range(n):
+            F[i, 0] += Fc[c, i, 0]
+            F[i, 1] += Fc[c, i, 1]
+    return E, F
+
+
 @njit(cache=True)
 def _ef_kernel_pbc(x, pi, pj, pt, sx, sy, par, r_in, r_out, n_out):
     """Energy of the candidate pairs and forces on the first ``n_out`` atoms (:func:`_ef_pairs`)."""
@@ -524,7 +546,7 @@ def _cell_pairs(x, lx, ly, xy, rc):
 @njit(cache=True)
 def _bracket_order(x, pi, pj, nx, ny, lx, ly, xy, r_in, r_out, nchunk):
     """The pairs reordered, stably, by (chunk, distance bracket at x: < r_in, < r_out, beyond), the
-    chunks being those of :func:`epcal.reference.lbfgs.energy_forces_chunked` (counting sort)."""
+    chunks being those of :func:`energy_forces_chunked` (counting sort)."""
     m = pi.shape[0]
     key = np.empty(m, np.int64)
     cnt = np.zeros(3 * nchunk + 1, np.int64)
@@ -566,7 +588,7 @@ class PeriodicPairList:
     def __init__(self, types, skin=0.3, nchunk=0):
         self.types = np.asarray(types)
         self.skin = float(skin)
-        self.nchunk = int(nchunk)  # > 0: the threaded, chunked kernel of :mod:`epcal.reference.lbfgs`
+        self.nchunk = int(nchunk)  # > 0: the threaded, chunked kernel :func:`energy_forces_chunked`
         self.x_ref = None
         self.box_ref = None
         self.par = _par_table()
@@ -657,8 +679,6 @@ class PeriodicPairList:
 
     def energy_forces(self, x):
         if self.nchunk > 0:
-            from .lbfgs import energy_forces_chunked
-
             return energy_forces_chunked(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN,
                                          pot.R_OUT, self.nchunk)
         return _ef_kernel_pbc(x, self.pi, self.pj, self.pt, self.sx, self.sy, self.par, pot.R_IN, pot.R_OUT, len(x))
