@@ -188,7 +188,7 @@ def test_shipped_campaign_pieces_follow_the_schema():
     states = ["quench"] + [f"stationary_g{g:g}" for g in conf["stationary_gammas"]]
     if sample_pieces(SHIPPED / "samples", states):
         from epcal.reference.assemble import assemble_samples
-        from epcal.reference.tables import check_reference_dir
+        from epcal.refdir import check_reference_dir
 
         out = Path(__import__("tempfile").mkdtemp())
         ref = assemble_samples(SHIPPED / "samples", conf, out, states)

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from epcal.reference.tables import check_reference_dir, detect_avalanches, macro_from_steps
+from epcal.refdir import check_reference_dir
+from epcal.reference.tables import detect_avalanches, macro_from_steps
 from epcal.schema import MACRO, PROBE, check_table, write_table
 
 
@@ -64,9 +65,10 @@ def _write_dir(tmp_path, macro=None, probe=None, meta=None):
 def test_round_trip_through_the_check(tmp_path):
     d = _write_dir(tmp_path)
     assert check_reference_dir(d) == []
-    from epcal.reference.tables import load_reference
+    from epcal.refdir import read_reference
 
-    macro, probe, meta = load_reference(d)
+    ref = read_reference(d)
+    macro, probe, meta = ref.macro, ref.probe, ref.meta
     assert check_table(macro, MACRO) == [] and check_table(probe, PROBE) == []
     assert meta["shear_modulus"] == 14.0 and macro["avalanche"].sum() == 1
 

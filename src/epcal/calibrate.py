@@ -97,12 +97,6 @@ def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict
 
 
 # --------------------------------------------------------------------------- macro sweep
-def _scaled_macro(macro: pd.DataFrame, s: float) -> pd.DataFrame:
-    """Surrogate of the ensemble at lambda_0 * s: stresses and strains scaled by s."""
-    return macro.assign(sigma_before=macro["sigma_before"] * s, sigma_after=macro["sigma_after"] * s,
-                        gamma_ext=macro["gamma_ext"] * s)
-
-
 def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int = 1,
                      log=print) -> pd.DataFrame:
     """All evaluated (lambda, chi) of one (l, k) cell with L_macro and its bootstrap rows.

@@ -49,12 +49,6 @@ def slip_tensor(theta) -> np.ndarray:
     return 0.5 * np.stack([-s, s, c], axis=-1)
 
 
-def von_mises(sig: np.ndarray) -> np.ndarray:
-    """Sigma_vm = (1/2 Sigma':Sigma')^(1/2) of a tensor-component vector (section 4.2)."""
-    sig = np.asarray(sig, dtype=float)
-    return np.sqrt(0.25 * (sig[..., 0] - sig[..., 1]) ** 2 + sig[..., 2] ** 2)
-
-
 # ----------------------------------------------------------------- Q4 element
 def _b_matrix(xi: float, eta: float, l: float) -> np.ndarray:
     """Strain-displacement matrix (3 x 8, tensor components) at natural point (xi, eta)."""

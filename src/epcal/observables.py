@@ -21,6 +21,12 @@ import pandas as pd
 
 from .schema import DELTA_GAMMA, GAMMA_STATIONARY
 
+def von_mises(sig) -> np.ndarray:
+    """Sigma_vm = (1/2 Sigma':Sigma')^(1/2) of tensor-component 3-vectors (xx, yy, xy) (section 4.2)."""
+    sig = np.asarray(sig, dtype=float)
+    return np.sqrt(0.25 * (sig[..., 0] - sig[..., 1]) ** 2 + sig[..., 2] ** 2)
+
+
 MACRO_COLUMNS = ["replica", "step", "gamma_ext", "sigma_before", "sigma_after", "avalanche", "n_slips"]
 
 
@@ -161,7 +167,7 @@ def probe_frame(out: np.ndarray, *, state: str, replica: int, corners: np.ndarra
         "tau_c": tau_c,
         "delta_tau_c": tau_c - tau_i,
         "drop_tau_c": tau_c - tau_f,
-        "sigma_vm": np.sqrt(0.25 * (r[:, 1] - r[:, 2]) ** 2 + r[:, 3] ** 2),
+        "sigma_vm": von_mises(r[:, 1:4]),
         "gamma_c": r[:, 0],
         "sxx_i": r[:, 1], "syy_i": r[:, 2], "sxy_i": r[:, 3],
         "sxx_c": r[:, 4], "syy_c": r[:, 5], "sxy_c": r[:, 6],

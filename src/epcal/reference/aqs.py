@@ -53,21 +53,18 @@ class AQS:
 
     def __init__(self, lmp: Lammps, dgamma: float = 1e-4, ftol: float = 1e-6, etol: float = 0.0,
                  extrapolate: bool = True, maxiter: int = 100000, order: int | None = None, solver: str = "cg",
-                 newton_maxiter: int = 25, newton_rate: float = 0.8, refactor_iters: int = 25,
+                 newton_maxiter: int = 25, refactor_iters: int = 25,
                  refactor_excess: int = 80, avalanche: str = "lbfgs", precond_cutoff: float | None = 2.0):
         if solver not in ("cg", "newton"):
             raise ValueError(f"solver must be 'cg' or 'newton', got {solver!r}")
         self.solver = solver
         self.newton_maxiter = int(newton_maxiter)
-        self.newton_rate = float(newton_rate)
-        self.anderson_m = 6
         self.lbfgs_m = 8
         self.refactor_iters = int(refactor_iters)
         self.refactor_excess = int(refactor_excess)
         self.max_disp = 0.1  # largest displacement component of one iteration (line-search start)
         self._lu = None
         self._refactor = False
-        self._lu_iters = 0
         self._pairs = None
         self.n_factor = 0
         self.n_fallback = 0
@@ -183,7 +180,6 @@ class AQS:
         self._lu_dtype = np.float32 if self.lu_single else np.float64
         self.t_factor += t
         self.n_factor += 1
-        self._lu_iters = 0
         self._excess = 0
         return True
 

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..schema import BAUSCHINGER, MACRO, PROBE, write_table
-from .tables import macro_from_steps, validate_reference_dir
+from ..refdir import validate_reference_dir
+from .tables import macro_from_steps
 
 #: the stationary regime of the macroscale statistics (section 2.1: gamma_ext > 0.5)
 GAMMA_STATIONARY = 0.5

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import potential as pot
+from ..observables import von_mises
 from .engine import Lammps, State, min_image
 
 
@@ -65,10 +66,6 @@ def resolved(stress: np.ndarray, alpha_deg: float) -> float:
     """tau = M(alpha) : Sigma for stress = (sxx, syy, sxy)."""
     a = math.radians(alpha_deg)
     return 0.5 * math.sin(2 * a) * (stress[1] - stress[0]) + math.cos(2 * a) * stress[2]
-
-
-def von_mises(stress: np.ndarray) -> float:
-    return math.sqrt(0.25 * (stress[0] - stress[1]) ** 2 + stress[2] ** 2)
 
 
 def grid_centres(lx: float, ly: float, spacing: float) -> np.ndarray:
@@ -348,7 +345,7 @@ def result_row(res: ProbeResult, state_name: str, replica: int, centre, R: float
         "state": state_name, "replica": int(replica), "x": float(centre[0]), "y": float(centre[1]),
         "R": float(R), "alpha": float(res.alpha), "tau_i": res.tau_i, "tau_c": res.tau_c,
         "delta_tau_c": res.tau_c - res.tau_i, "drop_tau_c": res.tau_c - res.tau_f,
-        "sigma_vm": von_mises(res.sigma_i), "gamma_c": res.gamma_c,
+        "sigma_vm": float(von_mises(res.sigma_i)), "gamma_c": res.gamma_c,
         "sxx_i": res.sigma_i[0], "syy_i": res.sigma_i[1], "sxy_i": res.sigma_i[2],
         "sxx_c": res.sigma_c[0], "syy_c": res.sigma_c[1], "sxy_c": res.sigma_c[2],
         "sxx_f": res.sigma_f[0], "syy_f": res.sigma_f[1], "sxy_f": res.sigma_f[2],

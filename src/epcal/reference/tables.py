@@ -19,13 +19,8 @@ The first (step 0) and last step are non-avalanche records.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-
-from ..refdir import check_reference_dir, validate_reference_dir  # noqa: F401 (the one validator, re-exported)
-from ..schema import read_table
 
 D_THRESHOLD = 0.05
 
@@ -66,13 +61,3 @@ def macro_from_steps(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> p
     df["avalanche"] = df["avalanche"].astype(bool)
     df["n_slips"] = np.full(len(df), -1, dtype="int64")
     return df
-
-
-def load_reference(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The (macro, probe, reference.yaml) of a reference directory that follows the table contracts."""
-    import yaml
-
-    validate_reference_dir(path)
-    path = Path(path)
-    return (read_table(path / "macro.parquet"), read_table(path / "probe.parquet"),
-            yaml.safe_load((path / "reference.yaml").read_text()))
