@@ -5,9 +5,8 @@ minimization.  Speed-up: the minimization starts from the affine map *plus the
 previous step's non-affine displacement* (the linear response of an elastic
 branch repeats from one step to the next, so the first guess is already
 accurate to O(dgamma^2) and CG needs few iterations).  After a plastic step the
-previous non-affine displacement is a bad guess and is not used.  (A linear
-extrapolation ``order=2``, 2 u_n - u_{n-1}, was measured to be *worse* with CG at
-loose tolerances: it doubles the unconverged part of u_n; default order 1.)
+previous non-affine displacement is a bad guess and is not used.  With CG the guess is u_n
+(``order=1``: a linear extrapolation doubles the unconverged part of u_n at loose tolerances).
 
 ``solver="newton"``: L-BFGS (memory 8) preconditioned by a stored, reused sparse LU of the
 Hessian of the periodic glass (atom 0 pinned), of the pairs closer than ``precond_cutoff`` = 2.0
@@ -82,9 +81,8 @@ class AQS:
         self._n_desc = 0
         self.base_iters = 2  # iterations per step with a fresh factorization (beyond them: "excess")
         # pairs beyond this distance left out of the preconditioning Hessian (None: all pairs).  At 2.0
-        # (the LJ range; the smoothing tail has small, negative stiffness) the factorization has half the
-        # fill: 0.22 s instead of 0.54 s and 6 ms instead of 10 ms per solve at 10^4 atoms, for a few
-        # more iterations per step; measured over 200 flowing steps: 0.16 s instead of 0.22 s per step
+        # (the LJ range; the smoothing tail has small, negative stiffness) the factorization has half
+        # the fill, for a few more iterations per step (benchmarks/reference/RESULTS.md)
         self.precond_cutoff = None if precond_cutoff is None else float(precond_cutoff)
         self.avalanche_rounds = 3  # descent-until-stall + fresh factorization rounds of one avalanche
         self.n_eval = np.zeros(1, np.int64)  # force evaluations of the compiled avalanche descent
@@ -308,10 +306,7 @@ class AQS:
         Plain L-BFGS (compiled, ~2 ms per iteration at 10^4 atoms) down the avalanche until the
         energy stalls, then the preconditioned iteration with a fresh factorization in the new basin.
         If that state is not yet convex (no descent direction), another round (at most
-        ``avalanche_rounds``), then plain L-BFGS to the force tolerance.  (Measured and not kept:
-        factorizing in a background thread while the descent goes on for 200 iterations on the other
-        core: more iterations, no gain; an early switch to the plain descent when the force grows:
-        the stale preconditioner's first iterations do more per second than the plain descent.)"""
+        ``avalanche_rounds``), then plain L-BFGS to the force tolerance."""
         its = 0
         for _ in range(self.avalanche_rounds):
             res = self._descend(x)
