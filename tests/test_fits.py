@@ -136,7 +136,7 @@ def test_fit_missing_columns():
 def test_temperature_optimum_propagates_the_optimum_error():
     """T_hat_err_opt = sqrt(d^T C d): d the T_hat shifts of the one-error-bar scans, C the optimum's
     correlations; fully anti-correlated k and lambda shifts of +0.02 and +0.01 give 0.01."""
-    from epcal.calibrate import temperature_optimum
+    from epcal.stages.temperature import temperature_optimum
 
     T = np.round(np.arange(0.05, 0.5001, 0.05), 2)
 

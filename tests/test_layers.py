@@ -22,7 +22,8 @@ PKG = SRC / "epcal"
 
 ENGINE = {"vecmath", "elastic", "slip", "dynamics", "probe", "heterogeneous", "variant_kernels", "variants",
           "samples", "params"}
-DRIVERS = {"simulate", "calibrate", "variant_search"}
+DRIVERS = {"simulate", "variant_search", "kernel_cache", "stages", "stages.common", "stages.twin", "stages.macro",
+           "stages.meso", "stages.fit", "stages.temperature", "stages.optimum", "stages.slip_systems"}
 FIGURES = {"figures", "figure_data"}
 LOSSES_FITS = {"losses", "fits"}
 IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}

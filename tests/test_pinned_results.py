@@ -39,14 +39,14 @@ def _params(**kw):
 
 
 def case_aqs_macro():
-    from epcal.calibrate import run
+    from epcal.stages.common import run
 
     ens = run(_params(), range(2), seed=4242, gamma_max=0.3)
     return _table(ens.macro)
 
 
 def case_quench_and_probes():
-    from epcal.calibrate import probe_spec, run
+    from epcal.stages.common import probe_spec, run
 
     ens = run(_params(), range(2), seed=4243, gamma_max=0.2, T_quench=0.25,
               probe=probe_spec([2, 4], [0.0, 45.0, 90.0], ("quench", "stationary"), 2))
@@ -54,7 +54,7 @@ def case_quench_and_probes():
 
 
 def case_variant_D_shuffled_kernel():
-    from epcal.calibrate import run
+    from epcal.stages.common import run
     from epcal.variants import variant
 
     ens = run(_params(), range(1), seed=4244, gamma_max=0.2, variant=variant("D"))
@@ -65,7 +65,7 @@ def case_fit_and_temperature():
     """The optimum from a synthetic loss table and a synthetic quench scan (fits, no engine)."""
     import pandas as pd
 
-    from epcal.calibrate import temperature_optimum
+    from epcal.stages.temperature import temperature_optimum
     from epcal.fits import fit_optimum
 
     rng = np.random.default_rng(7)

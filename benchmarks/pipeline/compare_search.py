@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from epcal.calibrate import best_macro, make_twin, sweep_macro_cell
+from epcal.stages.macro import best_macro, sweep_macro_cell
+from epcal.stages.twin import make_twin
 from epcal.refdir import read_reference
 from epcal.schema import MACRO, PROBE, write_table
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv=None) -> int:
-    from epcal import calibrate, fits
+    from epcal import fits
+    from epcal.stages.temperature import optimum_table, quench_temperature
     from epcal.refdir import read_reference
     from twin_coverage import PARAMS, summarize
 
@@ -54,9 +55,9 @@ def main(argv=None) -> int:
         if not scan_path.exists():
             ref = read_reference(d / "results/reference/twin", validate=False, alphas=(0.0, 90.0))
             q = {k: v for k, v in cfg["quench"].items() if k not in ("resources", "enabled", "half_width")}
-            calibrate.quench_temperature(ref, opt.iloc[0], {**q, "model": cfg["model"], "seed": cfg["seed"]},
+            quench_temperature(ref, opt.iloc[0], {**q, "model": cfg["model"], "seed": cfg["seed"]},
                                          log=lambda *_: None).to_parquet(scan_path)
-        o = calibrate.optimum_table([opt], [pd.read_parquet(scan_path)], cfg["quench"]["half_width"]).iloc[0]
+        o = optimum_table([opt], [pd.read_parquet(scan_path)], cfg["quench"]["half_width"]).iloc[0]
         rows.append({**pt, **{c: o[c] for c in o.index if c.split("_hat")[0] in PARAMS or c.startswith(("T_hat", "k_hat"))}})
         print(f"twin {pt['index']:2d}: " + "  ".join(f"{p} {pt[p]:.3f} -> {o[p + '_hat']:.3f} +- {o[p + '_hat_err']:.3f}"
                                                   for p in PARAMS), flush=True)

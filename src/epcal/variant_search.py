@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .calibrate import _boot_seed, _meta, probe_spec, quench_T, ref_boot_seed, run
+from .stages.common import _boot_seed, _meta, probe_spec, quench_T, ref_boot_seed, run
 from .params import model_params, resolve_model
 from .losses import Evaluator, LossSettings, Reference
 from .simulate import RunawayAvalanche

@@ -8,7 +8,7 @@ def lattice_report():
     if not workflow.is_main_process:
         return
     sys.path.insert(0, str(BASE / "src"))
-    from epcal.calibrate import model_params, resolve_model
+    from epcal.params import model_params, resolve_model
     from epcal.params import lattice_rule
 
     meta = {}

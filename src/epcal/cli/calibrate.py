@@ -58,7 +58,7 @@ def cmd_reference_twin(a):
     import yaml
 
     from epcal.atomicio import write_text
-    from epcal.calibrate import make_twin
+    from epcal.stages.twin import make_twin
     from epcal.schema import MACRO, PROBE, write_table
 
     cfg = _cfg(a.cfg)
@@ -109,7 +109,7 @@ def cmd_kernel_cell(a):
 
 
 def cmd_sweep_macro(a):
-    from epcal.calibrate import sweep_macro_cell
+    from epcal.stages.macro import sweep_macro_cell
 
     cfg = _cfg(a.cfg)
     df = sweep_macro_cell(_ref(a.ref, _loss_alphas(cfg)), float(a.l), float(a.k), cfg, threads=a.threads, log=_log)
@@ -117,7 +117,7 @@ def cmd_sweep_macro(a):
 
 
 def cmd_sweep_meso(a):
-    from epcal.calibrate import sweep_meso_cell
+    from epcal.stages.meso import sweep_meso_cell
     from epcal.schema import read_table
 
     cfg = _cfg(a.cfg)
@@ -126,7 +126,7 @@ def cmd_sweep_meso(a):
 
 
 def cmd_select(a):
-    from epcal.calibrate import select_table
+    from epcal.stages.macro import select_table
     from epcal.schema import read_table
 
     _write(select_table([read_table(p) for p in a.inputs]), a.out, "select")
@@ -141,7 +141,7 @@ def cmd_collect(a):
 
 
 def cmd_fit(a):
-    from epcal.calibrate import fit
+    from epcal.stages.fit import fit
     from epcal.schema import read_table
 
     cfg = _cfg(a.cfg)
@@ -149,7 +149,7 @@ def cmd_fit(a):
 
 
 def cmd_quench_temperature(a):
-    from epcal.calibrate import quench_temperature
+    from epcal.stages.temperature import quench_temperature
     from epcal.schema import read_table
 
     cfg = _cfg(a.cfg)
@@ -162,7 +162,7 @@ def cmd_quench_temperature(a):
 
 
 def cmd_optimum(a):
-    from epcal.calibrate import optimum_table
+    from epcal.stages.temperature import optimum_table
     from epcal.schema import read_table
 
     cfg = _cfg(a.cfg)
@@ -190,7 +190,7 @@ def _optimum_row(path, l):
 
 
 def cmd_optimum_ensemble(a):
-    from epcal.calibrate import optimum_ensemble
+    from epcal.stages.optimum import optimum_ensemble
     from epcal.schema import MACRO, PROBE, write_table
 
     cfg = _cfg(a.cfg)
@@ -203,7 +203,7 @@ def cmd_optimum_ensemble(a):
 
 
 def cmd_emergent_size(a):
-    from epcal.calibrate import emergent_size
+    from epcal.stages.optimum import emergent_size
     from epcal.schema import write_table
 
     cfg = _cfg(a.cfg)
@@ -214,7 +214,7 @@ def cmd_emergent_size(a):
 
 
 def cmd_emergent_bauschinger(a):
-    from epcal.calibrate import emergent_bauschinger
+    from epcal.stages.optimum import emergent_bauschinger
     from epcal.schema import write_table
 
     cfg = _cfg(a.cfg)
@@ -235,7 +235,7 @@ def cmd_variant(a):
 
 
 def cmd_slip_systems(a):
-    from epcal.calibrate import lambda_for_slip_systems
+    from epcal.stages.slip_systems import lambda_for_slip_systems
     from epcal.schema import write_table
 
     cfg = _cfg(a.cfg)

@@ -1,0 +1,138 @@
+"""The KMC temperature (appendix A.3): the quench scan at the optimum, T_hat, the optimum table."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..losses import (bootstrap_weights, magnitudes_from_sums, meso_sums, QUENCH_MAGNITUDES,
+                      QUENCH_QUANTITIES, Reference, ReferenceUnits, relative_loss, resample_design,
+                      resolve_radius, select_probe)
+from ..params import model_params, resolve_model
+from .common import grid_values, probe_spec, ref_boot_seed, run
+
+
+def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int = 1, log=print) -> pd.DataFrame:
+    """Scan the KMC temperature; L_quench(T) = mean L[F] of the quenched-state magnitudes
+    (:data:`epcal.losses.QUENCH_MAGNITUDES`: mean and std of sigma_vm, tau_c, delta_tau_c,
+    drop_tau_c and std of tau_i) at the reference's R nearest ``R`` over ``alpha`` (default 0
+    and 90 degrees), with replica and reference bootstrap rows.  The magnitudes themselves are
+    kept (columns ``<magnitude>_a<alpha>`` and ``ref_<magnitude>_a<alpha>``): T_hat is fitted
+    from them (:func:`epcal.fits.fit_temperature_magnitudes`).
+
+    With ``propagate`` (default true) the scan is repeated (full ensemble only; column ``shift``)
+    at the optimum moved by one error bar along k_hat, lam_hat and chi_hat, so that the optimum's
+    own uncertainty enters T_hat's (:func:`temperature_optimum`).
+
+    ``cfg`` keys: model, seed, T (grid), replicas, n_boot, R, alpha, stride, propagate.
+    """
+    model = resolve_model(cfg.get("model"), ref.meta)
+    # exactly the configured R (select_probe: the reference must have it), or the largest (R: auto)
+    R = resolve_radius(ref.probe, "quench", cfg.get("R", 30.0), f"{ref.path}/probe.parquet")
+    log(f"quench-temperature: reference rows at R = {R:g}")
+    alphas = [float(a) for a in cfg.get("alpha", [0.0, 90.0])]
+    reps = np.arange(int(cfg["replicas"]))
+    n_boot = int(cfg.get("n_boot", 0))
+    units = ReferenceUnits(ref.macro, ref.probe)
+    W_epm = bootstrap_weights(np.random.default_rng(int(cfg["seed"]) + 17), n_boot, len(reps)) if n_boot \
+        else np.zeros((0, len(reps)))
+    V_ref = units.weights(ref_boot_seed(cfg["seed"]), n_boot) if n_boot else {"unit": np.zeros((0, len(units.units)))}
+    labels, boot, W, V = resample_design(n_boot, W_epm, {"unit": V_ref["unit"]})
+    allm = [f"{s}_{q}" for q in QUENCH_QUANTITIES for s in ("mean", "std")]
+    keep = np.array([m in QUENCH_MAGNITUDES for m in allm])
+    names = [m for m in allm if m in QUENCH_MAGNITUDES]
+    ref_mag = {}
+    for a in alphas:
+        rows_a = select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet")
+        sums = meso_sums(rows_a, quantities=QUENCH_QUANTITIES, groups=units.unit_of(rows_a), n_groups=len(units.units))
+        ref_mag[a] = magnitudes_from_sums(*sums, V["unit"])[:, keep]
+    shifts = [("none", 0.0)]
+    if cfg.get("propagate", True):
+        shifts += [(key, float(opt.get(f"{key}_err", np.nan))) for key in ("k_hat", "lam_hat", "chi_hat")]
+    rows = []
+    for shift, d in shifts:
+        if shift != "none" and not (np.isfinite(d) and d > 0):
+            log(f"quench-temperature: {shift} has no error bar; not propagated")
+            continue
+        at = {key: float(opt[key]) + (d if key == shift else 0.0) for key in ("k_hat", "lam_hat", "chi_hat")}
+        p = model_params(opt["l"], at["k_hat"], at["lam_hat"], at["chi_hat"], model)
+        n = p.patch_size(R)
+        spec = probe_spec([n], alphas, ("quench",), cfg.get("stride", 1))
+        sel = slice(None) if shift == "none" else slice(0, 1)  # shifted scans: the full ensemble only
+        for T in grid_values(cfg["T"]):
+            # the quenched state is probed before any loading; one strain step is the shortest run
+            ens = run(p, reps, cfg["seed"], gamma_max=1e-4, T_quench=float(T), probe=spec, threads=threads)
+            Ls, cols = [], {}
+            for a in alphas:
+                rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table", exact_R=False)
+                mags = magnitudes_from_sums(*meso_sums(rows_a, reps, QUENCH_QUANTITIES), W[sel])[:, keep]
+                Ls.append(relative_loss(mags, ref_mag[a][sel]))
+                for i, m in enumerate(names):
+                    cols[f"{m}_a{a:g}"] = mags[:, i]
+                    cols[f"ref_{m}_a{a:g}"] = ref_mag[a][sel, i]
+            L = np.concatenate(Ls, axis=1).mean(axis=1)
+            rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": boot[sel], "resample": labels[sel],
+                                      "shift": shift, "shift_by": d, "L_quench": L, **cols}))
+            log(f"l={opt['l']} T={T:.4g} [{shift}] L_quench={L[0]:.4f}")
+    return pd.concat(rows, ignore_index=True)
+
+
+def _scan_magnitudes(g: pd.DataFrame):
+    ep = [c for c in g.columns if c.startswith(("mean_", "std_")) and f"ref_{c}" in g.columns]
+    if not ep:
+        raise ValueError("quench scan table has no magnitude columns (made by an older epcal: rerun quench-temperature)")
+    return ep, [f"ref_{c}" for c in ep]
+
+
+def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1, corr: dict | None = None) -> dict:
+    """T_hat (with its bound status, :mod:`epcal.fits`) and its errors from a quench scan.
+
+    ``T_hat_err_epm`` / ``T_hat_err_ref``: the scan's bootstrap rows resampling one side;
+    ``T_hat_err_opt``: the optimum's error propagated linearly, sqrt(d^T C d), d_i the change of
+    T_hat when optimum parameter i moves by its error bar (the ``shift`` scans) and C their
+    correlations over the joint bootstrap rows (``corr``: corr_<a>_<b> of the fit table);
+    ``T_hat_err`` = sqrt(joint scan error^2 + T_hat_err_opt^2).
+    """
+    from ..fits import OPTIMUM_KEYS, bootstrap_errors, fit_temperature_magnitudes
+
+    if "shift" not in scan:
+        scan = scan.assign(shift="none")
+    ep, ref = _scan_magnitudes(scan)
+
+    def fit_rows(g):
+        g = g.sort_values("T")
+        return fit_temperature_magnitudes(g["T"].to_numpy(), g[ep].to_numpy(), g[ref].to_numpy()[0], half_width)
+
+    base = scan[scan["shift"] == "none"]
+    per = {int(b): fit_rows(g) for b, g in base.groupby("boot")}
+    kinds = dict(zip(base["boot"].to_numpy(int).tolist(), base["resample"].astype(str).tolist()))
+    out = {"T_hat": per[-1]["T_hat"], "T_hat_status": per[-1]["T_hat_status"], "L_quench": per[-1]["L_quench"]}
+    errs = bootstrap_errors(per, kinds, ("T_hat",))
+    d = np.array([fit_rows(scan[(scan["shift"] == key) & (scan["boot"] == -1)])["T_hat"] - out["T_hat"]
+                  if ((scan["shift"] == key) & (scan["boot"] == -1)).any() else 0.0 for key in OPTIMUM_KEYS])
+    C = np.eye(len(OPTIMUM_KEYS))
+    for i, a in enumerate(OPTIMUM_KEYS):
+        for j, b in enumerate(OPTIMUM_KEYS):
+            if i < j:
+                C[i, j] = C[j, i] = float((corr or {}).get(f"corr_{a}_{b}", 0.0))
+    out["T_hat_err_opt"] = float(np.sqrt(max(d @ C @ d, 0.0)))
+    out["T_hat_err_scan"] = errs["T_hat_err"]
+    out["T_hat_err"] = float(np.hypot(errs["T_hat_err"], out["T_hat_err_opt"]))
+    out["T_hat_err_epm"], out["T_hat_err_ref"] = errs["T_hat_err_epm"], errs["T_hat_err_ref"]
+    return out
+
+
+def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame], T_half_width: float | None = 0.1) -> pd.DataFrame:
+    """The final table: fit per l plus the KMC temperature per l."""
+    opt = pd.concat(fits, ignore_index=True)
+    corr = {round(float(r["l"]), 6): {c: r[c] for c in opt.columns if c.startswith("corr_")} for _, r in opt.iterrows()}
+    Ts = {}
+    for s in scans:
+        for l, g in s.groupby("l"):
+            Ts[round(float(l), 6)] = temperature_optimum(g, T_half_width, corr.get(round(float(l), 6)))
+    for col in ("T_hat", "T_hat_err", "T_hat_err_epm", "T_hat_err_ref", "T_hat_err_opt", "T_hat_err_scan", "L_quench"):
+        opt[col] = [Ts.get(round(float(l), 6), {}).get(col, float("nan")) for l in opt["l"]]
+    opt["T_hat_status"] = [Ts.get(round(float(l), 6), {}).get("T_hat_status", "not_calibrated") for l in opt["l"]]
+    first = ["l", "k_hat", "k_hat_err", "k_hat_status", "lam_hat", "lam_hat_err", "chi_hat", "chi_hat_err",
+             "T_hat", "T_hat_err", "T_hat_status", "L_stat", "L_stat_err", "L_macro", "L_macro_err",
+             "L_meso_plus", "L_meso_plus_err", "L_meso_minus", "L_meso_minus_err"]
+    return opt[first + [c for c in opt.columns if c not in first]]
