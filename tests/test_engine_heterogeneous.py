@@ -149,8 +149,10 @@ def test_no_slip_dissipates_negatively(seed, e, theta, u, gamma):
     after[e] += u * gmax * M
     dissipation = U0 - fem_energy(after.reshape(L, L, 3), G, macro)
     scale = abs(tau * gmax) + 1e-12
-    assert dissipation >= -1e-9 * scale
-    assert dissipation == pytest.approx(tau * u * gmax + 0.5 * f * (u * gmax) ** 2, abs=1e-9 * scale)
+    # the dissipation is a difference of two FEM energies: round-off of order eps |U0| besides 1e-9 of its size
+    tol = 1e-9 * scale + 64 * np.finfo(float).eps * abs(U0)
+    assert dissipation >= -tol
+    assert dissipation == pytest.approx(tau * u * gmax + 0.5 * f * (u * gmax) ** 2, abs=tol)
 
 
 P = EPMParams(L=6, l=6.6, N=12, k=2.0, lam=1.5, chi=2.0)
