@@ -118,7 +118,7 @@ def test_seeds_reproducible_across_batchings_and_threads():
 
 
 def test_kmc_quench_reaches_a_stationary_state():
-    """Stated criterion (dynamics.kmc_quench) is met, and running on changes nothing systematic."""
+    """Stated criterion (thermal.kmc_quench) is met, and running on changes nothing systematic."""
     p = SMALL
     model = Model(p)
     E = p.L**2
@@ -150,7 +150,7 @@ def test_kmc_thinning_selects_events_with_exact_probabilities():
     """The thinned sum-tree selection equals direct selection nu_n / sum nu (chi-square test)."""
     from numba import njit
 
-    from epcal.dynamics import _element_rates, _tree_build, kmc_select
+    from epcal.thermal import _element_rates, _tree_build, kmc_select
 
     p = SMALL
     model = Model(p)

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import code_version
-from .dynamics import aqs, kmc_quench, reduce_kernel, wrap_kernel
+from .dynamics import aqs, reduce_kernel, wrap_kernel
+from .thermal import kmc_quench
 from .kernel_cache import patch_kernel, periodic_kernel
 from .observables import macro_frame, probe_frame
 from .params import EPMParams
