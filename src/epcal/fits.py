@@ -122,11 +122,49 @@ def interpolate_at(k, y, k_hat: float, lo: float, hi: float, method: str = "regr
     raise ValueError(f"fit.interp = {method!r}: expected one of {list(INTERP_METHODS)}")
 
 
+#: fit.per_k values (module doc)
+PER_K_METHODS = ("chi_profile", "argmin")
+
+
 def select_per_k(df: pd.DataFrame, key: str = "L_stat") -> pd.DataFrame:
-    """For each (l, k, boot) the candidate row with the lowest ``key``."""
+    """For each (l, k, boot) the candidate row with the lowest ``key`` (``per_k = "argmin"``)."""
     d = df[np.isfinite(df[key])]
     idx = d.groupby(["l", "k", "boot"], sort=True)[key].idxmin()
     return d.loc[idx.to_numpy()].sort_values(["l", "boot", "k"]).reset_index(drop=True)
+
+
+PROFILE_COLUMNS = ("lam_prof", "L_stat_prof", "L_macro_prof", "L_meso_plus_prof", "L_meso_minus_prof")
+
+
+def chi_profile_one(g: pd.DataFrame, chi_half_width: float) -> dict:
+    """(lambda, chi, losses) of one (l, k, boot) from its candidates' lambda profiles (``per_k =
+    "chi_profile"``): a parabola (:func:`fit_parabola`) through the profile minima L_stat_prof(chi)
+    within ``chi_half_width`` x chi of their lowest (at least the 3 nearest), chi at its vertex,
+    lambda interpolated (log-linear in chi) between the candidates' profile minima."""
+    g = g[np.isfinite(g["L_stat_prof"])]
+    g = g.loc[g.groupby("chi")["L_stat_prof"].idxmin()].sort_values("chi")
+    chi, L = g["chi"].to_numpy(float), g["L_stat_prof"].to_numpy(float)
+    j = int(np.argmin(L))
+    f = fit_parabola(chi, L, chi_half_width * chi[j])
+    near = g.iloc[int(np.argmin(np.abs(chi - f.k_hat)))]
+    out = {"chi": f.k_hat, "chi_status": f.status,
+           "lam": float(np.exp(np.interp(f.k_hat, chi, np.log(g["lam_prof"].to_numpy(float))))),
+           "L_stat": f.L_hat if f.convex else float(L[j])}
+    for key in ("L_macro", "L_meso_plus", "L_meso_minus"):
+        out[key] = float(near[f"{key}_prof"])
+    return out
+
+
+def select_chi_profile(df: pd.DataFrame, chi_half_width: float = 0.3) -> pd.DataFrame:
+    """For each (l, k, boot) the optimum over chi of the lambda profiles (:func:`chi_profile_one`)."""
+    miss = [c for c in PROFILE_COLUMNS if c not in df]
+    if miss:
+        raise ValueError(f"fit.per_k = chi_profile: the meso table lacks {miss} (set meso.lam_profile, "
+                         "or fit.per_k: argmin)")
+    lattice = [c for c in ("L_EP", "N", "l_lattice", "n", "lattice_rule") if c in df]
+    rows = [{"l": l, "k": k, "boot": b, **chi_profile_one(g, chi_half_width), **{c: g[c].iloc[0] for c in lattice}}
+            for (l, k, b), g in df.groupby(["l", "k", "boot"], sort=True) if np.isfinite(g["L_stat_prof"]).any()]
+    return pd.DataFrame(rows).sort_values(["l", "boot", "k"]).reset_index(drop=True)
 
 
 def fit_one(sel: pd.DataFrame, half_width: float | None, interp: str) -> dict:
@@ -175,13 +213,16 @@ def bootstrap_correlations(per_boot: dict, kinds: dict, keys) -> dict:
     return out
 
 
-def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: str = "regression") -> pd.DataFrame:
+def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: str = "regression",
+                per_k: str = "argmin", chi_half_width: float = 0.3) -> pd.DataFrame:
     """The optimum table: one row per l with values (full ensemble), bound status and bootstrap errors."""
     need = {"l", "k", "lam", "chi", "boot", "resample", "L_stat"}
     miss = need - set(losses.columns)
     if miss:
         raise ValueError(f"fit: loss table lacks column(s) {sorted(miss)}")
-    sel = select_per_k(losses)
+    if per_k not in PER_K_METHODS:
+        raise ValueError(f"fit.per_k = {per_k!r}: expected one of {list(PER_K_METHODS)}")
+    sel = select_per_k(losses) if per_k == "argmin" else select_chi_profile(losses, chi_half_width)
     kinds = dict(zip(losses["boot"].to_numpy(int).tolist(), losses["resample"].astype(str).tolist()))
     rows = []
     for l, g in sel.groupby("l", sort=True):
@@ -197,6 +238,10 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
         for col in ("L_EP", "N", "l_lattice", "n", "lattice_rule"):  # the lattice the optimum was found on
             if col in g:
                 row[col] = g[col].iloc[0]
+        if "chi_status" in g:  # chi at an end of its candidates at the k of the fit window (full ensemble)
+            w = g[(g["boot"] == -1) & (g["k"] >= row["k_fit_lo"] - 1e-12) & (g["k"] <= row["k_fit_hi"] + 1e-12)]
+            row["chi_bound_frac"] = float((w["chi_status"] != "estimate").mean()) if len(w) else float("nan")
+        row["per_k"] = per_k
         rows.append(row)
     return pd.DataFrame(rows)
 

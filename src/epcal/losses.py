@@ -414,6 +414,15 @@ class Evaluator:
         return self.units.weights(self.ref_seed, n_boot) if n_boot else {
             "sample": np.zeros((0, len(self.units.samples))), "unit": np.zeros((0, len(self.units.units)))}
 
+    def design(self, n_replicas: int, n_boot: int, seed: int):
+        """The rows of an evaluation (:func:`resample_design`): EPM replica draws seeded by ``seed``,
+        reference draws by the evaluator's ``ref_seed``."""
+        if n_replicas == 0:
+            raise ValueError("EPM macro table is empty")
+        R = int(n_replicas)
+        W_epm = bootstrap_weights(np.random.default_rng(seed), n_boot, R) if n_boot else np.zeros((0, R))
+        return resample_design(n_boot, W_epm, self.reference_weights(n_boot))
+
     # ------------------------------------------------------------------
     def macro_loss_scaled(self, obs_all: MacroObservables, scale: float) -> dict[str, float]:
         """L_macro of an ensemble whose stresses and strains are all multiplied by ``scale``.
@@ -439,10 +448,7 @@ class Evaluator:
         obs = macro_observables(macro, self.s.gamma_min, delta_gamma)
         replicas = np.unique(macro["replica"].to_numpy(np.int64))
         R = len(replicas)
-        if R == 0:
-            raise ValueError("EPM macro table is empty")
-        W_epm = bootstrap_weights(np.random.default_rng(seed), n_boot, R) if n_boot else np.zeros((0, R))
-        labels, boot, W, V = resample_design(n_boot, W_epm, self.reference_weights(n_boot))
+        labels, boot, W, V = self.design(R, n_boot, seed)
         out = {"boot": boot, "resample": labels}
         for name in MACRO_OBS:
             t = self.targets[name]

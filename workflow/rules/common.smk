@@ -198,6 +198,9 @@ def validate_config(cfg: dict, overrides: dict | None = None, schema_file=SCHEMA
     if cfg["quench"]["enabled"] and "T" not in cfg["quench"]:
         raise ValueError("invalid configuration: config key 'quench.T' is missing, expected the temperature "
                          "grid when quench.enabled = true")
+    if cfg["fit"]["per_k"] == "chi_profile" and not cfg["meso"].get("lam_profile"):
+        raise ValueError("invalid configuration: config key 'meso.lam_profile' = null: expected the scales "
+                         "{min, max, num} of the lambda profiles that fit.per_k = chi_profile fits (or fit.per_k: argmin)")
     _check_grids(cfg)
     return cfg
 

@@ -1,8 +1,10 @@
 """Meso cells (section 4.2): L_stat around the macro optimum of one (l, k) cell."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from ..lambda_profile import loss_profile, profile_minimum, scale_grid
 from ..losses import Evaluator, LossSettings, Reference
 from ..params import lattice_rule, model_params, resolve_model
 from ..simulate import RunawayAvalanche
@@ -14,11 +16,14 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     """L_macro, L+_meso, L-_meso and L_stat around the macro optimum of one (l, k) cell.
 
     ``cfg`` keys: model, seed, gamma_max, replicas, n_boot, losses, stride,
-    neighborhood {lam_rel: [...], chi: [...], valley: int}: relative lambda
-    and absolute chi offsets around the cell's macro optimum, plus the
-    ``valley`` best true-ensemble candidates of the macro cell (points of the
-    macro-constrained valley lambda*(chi), so the meso step explores chi
-    without leaving the macro constraint).
+    neighborhood {lam_rel: [...], chi: [...], chi_rel: [...], valley: int}: relative lambda
+    and absolute chi offsets around the cell's macro optimum; relative chi offsets *along* the
+    macro valley lambda*(chi) (lambda from the surrogate scan, :func:`valley_lambda`); plus the
+    ``valley`` best true-ensemble candidates of the macro cell (points of the valley too, so the
+    meso step explores chi without leaving the macro constraint).
+    ``lam_profile`` {min, max, num} (or absent): every candidate also gets its lambda profile
+    (:mod:`epcal.lambda_profile`): columns ``lam_prof`` (lambda at the profile minimum, per
+    bootstrap row), ``L_stat_prof`` and the other ``<loss>_prof``, ``prof_edge``.
     """
     b = best_macro(cell)
     l, k = float(b["l"]), float(b["k"])
@@ -32,6 +37,9 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     for dl in nb.get("lam_rel", [0.0]):
         for dc in nb.get("chi", [0.0]):
             cands.append((round(float(b["lam"]) * (1.0 + float(dl)), 4), round(float(b["chi"]) + float(dc), 4), "offset"))
+    for r in nb.get("chi_rel", []):
+        chi = float(b["chi"]) * (1.0 + float(r))
+        cands.append((round(valley_lambda(cell, chi, float(b["lam"]), float(b["chi"])), 4), round(chi, 4), "stencil"))
     true = cell[(cell["boot"] == -1) & (cell["stage"] != "surrogate")].sort_values("L_macro")
     for _, t in true.head(int(nb.get("valley", 1))).iterrows():
         cands.append((round(float(t["lam"]), 4), round(float(t["chi"]), 4), "valley"))
@@ -50,12 +58,30 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
         except RunawayAvalanche as exc:
             log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{origin}] skipped: {exc}")
             continue
-        r = ev.evaluate(ens.macro, ens.probe, n_boot=int(cfg.get("n_boot", 0)),
-                        seed=_boot_seed(seed, l, k), details=True)
+        n_boot, bseed = int(cfg.get("n_boot", 0)), _boot_seed(seed, l, k)
+        r = ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=bseed, details=True)
+        if cfg.get("lam_profile"):
+            scales = scale_grid(cfg["lam_profile"])
+            prof = profile_minimum(loss_profile(ev, ens.macro, ens.probe, scales, n_boot, bseed), scales)
+            r = r.assign(lam_prof=lam * prof.pop("scale_prof"), **prof)
         r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n, origin=origin, L_EP=p.L, N=p.N, l_lattice=p.l,
                      lattice_rule=lattice_rule(l, float(model["domain_length"])))
         rows.append(r)
-        log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{origin}] L_stat={r['L_stat'].iloc[0]:.4f}")
+        prof = (f" profile: lam={r['lam_prof'].iloc[0]:.4g} L_stat={r['L_stat_prof'].iloc[0]:.4f}"
+                if "lam_prof" in r else "")
+        log(f"l={l} k={k} lam={lam:.4g} chi={chi:.4g} [{origin}] L_stat={r['L_stat'].iloc[0]:.4f}{prof}")
     if not rows:
         raise ValueError("meso.neighborhood produced no valid (lam, chi) with lam > 0 and chi > 0")
     return pd.concat(rows, ignore_index=True)
+
+
+def valley_lambda(cell: pd.DataFrame, chi: float, lam_b: float, chi_b: float) -> float:
+    """lambda on the macro valley at ``chi``: the cell's best true point (lam_b, chi_b) moved along
+    the valley lambda*(chi) of the surrogate scan (log lambda* interpolated linearly in chi, held
+    constant beyond the scanned chi); lam_b itself where the cell has no surrogate rows (grid search)."""
+    sur = cell[(cell["boot"] == -1) & (cell["stage"] == "surrogate")] if "stage" in cell else cell.iloc[:0]
+    if sur.empty:
+        return lam_b
+    mins = sur.loc[sur.groupby("chi")["L_macro"].idxmin()].sort_values("chi")
+    x, u = mins["chi"].to_numpy(float), np.log(mins["lam"].to_numpy(float))
+    return float(lam_b * np.exp(np.interp(chi, x, u) - np.interp(chi_b, x, u)))

@@ -1,0 +1,80 @@
+"""The lambda profile of an ensemble's losses, from the stress scaling of the EPM (section 4.2).
+
+The EPM is (up to the discreteness of the strain step) invariant under scaling every stress,
+threshold and strain by one factor s, so an ensemble run at lambda gives a surrogate of the
+ensemble at s * lambda: its macro observables scaled by s (the stationary cut applied on the
+scaled strain; the surrogate of the scaled macro search, :meth:`Evaluator.macro_loss_scaled`) and
+its meso magnitudes (means and standard deviations of stresses) multiplied by s exactly.
+
+:func:`loss_profile` evaluates L_macro, L+_meso, L-_meso and L_stat (eqs. 8-10) on a grid of s
+for every bootstrap row of :meth:`Evaluator.evaluate` (the same EPM and reference draws), and
+:func:`profile_minimum` takes, per row, the s of the lowest L_stat: the meso step's estimate of
+lambda at one chi is then continuous and free in every bootstrap row, instead of a choice among
+a few fixed lambda candidates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .losses import Evaluator, l_stat, magnitudes_from_sums, meso_sums, relative_loss, select_probe
+from .observables import MACRO_OBS, macro_observables
+from .schema import DELTA_GAMMA
+
+PROFILE_KEYS = ("L_macro", "L_meso_plus", "L_meso_minus", "L_stat")
+
+
+def scale_grid(spec: dict | None) -> np.ndarray:
+    """The scales s of the profile: ``{min, max, num}`` geometric (default 0.8 ... 1.25, 61 points);
+    must contain 1 (the evaluated lambda itself)."""
+    spec = dict(spec or {})
+    lo, hi, num = float(spec.get("min", 0.8)), float(spec.get("max", 1.25)), int(spec.get("num", 61))
+    if not (0 < lo < 1 < hi) or num < 3:
+        raise ValueError(f"meso.lam_profile = {spec}: expected 0 < min < 1 < max and num >= 3")
+    s = np.geomspace(lo, hi, num)
+    s[np.argmin(np.abs(np.log(s)))] = 1.0
+    return s
+
+
+def loss_profile(ev: Evaluator, macro: pd.DataFrame, probe: pd.DataFrame, scales, n_boot: int, seed: int,
+                 delta_gamma: float = DELTA_GAMMA) -> dict[str, np.ndarray]:
+    """{key: (len(scales), B)} for :data:`PROFILE_KEYS`, rows as ``ev.evaluate(macro, probe, n_boot, seed)``.
+
+    At s = 1 the values are those of ``ev.evaluate`` (up to values lying exactly on a bin edge).
+    """
+    scales = np.asarray(scales, float)
+    obs = macro_observables(macro, 0.0, delta_gamma)
+    replicas = np.unique(macro["replica"].to_numpy(np.int64))
+    _, _, W, V = ev.design(len(replicas), n_boot, seed)
+    out = {key: np.empty((scales.size, W.shape[0])) for key in PROFILE_KEYS}
+    meso = {}
+    for tag, a in (("plus", ev.s.alpha_plus), ("minus", ev.s.alpha_minus)):
+        rows = select_probe(probe, "stationary", ev.ref_R, a, "EPM probe table", exact_R=False)
+        meso[tag] = (magnitudes_from_sums(*meso_sums(rows, replicas), W),
+                     magnitudes_from_sums(*ev.ref_meso[tag][0], V["unit"]))
+    for i, s in enumerate(scales):
+        Lm = np.zeros(W.shape[0])
+        for name in MACRO_OBS:
+            keep = obs.gamma[name] * s > ev.s.gamma_min
+            t = ev.targets[name]
+            counts, off = t.replica_counts(obs.values[name][keep] * s, obs.replica[name][keep], replicas)
+            Lm += t.loss_from_counts(counts, off, W, V["sample"])
+        out["L_macro"][i] = Lm / len(MACRO_OBS)
+        for tag, (mags, ref_mags) in meso.items():
+            out[f"L_meso_{tag}"][i] = relative_loss(s * mags, ref_mags).mean(axis=1)
+        out["L_stat"][i] = l_stat(out["L_macro"][i], out["L_meso_plus"][i], out["L_meso_minus"][i])
+    return out
+
+
+def profile_minimum(profile: dict[str, np.ndarray], scales) -> dict[str, np.ndarray]:
+    """Per bootstrap row: the scale of the lowest L_stat (``scale_prof``), the losses there
+    (``<key>_prof``) and whether it lies at an end of the grid (``prof_edge``: the minimum is at or
+    beyond it)."""
+    scales = np.asarray(scales, float)
+    L = np.where(np.isfinite(profile["L_stat"]), profile["L_stat"], np.inf)
+    j = np.argmin(L, axis=0)
+    cols = np.arange(L.shape[1])
+    out = {"scale_prof": scales[j], "prof_edge": (j == 0) | (j == scales.size - 1)}
+    for key in PROFILE_KEYS:
+        out[f"{key}_prof"] = profile[key][j, cols]
+    return out
