@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from epcal import losses as Lo
+from epcal import resampling as Rs
 from epcal.refdir import read_reference, read_reference_dir
 from epcal.schema import MACRO, PROBE, TableError, write_table
 
@@ -256,8 +257,8 @@ def test_weighted_counts_equal_the_pooled_sample():
     vals = np.concatenate(ep_reps)
     rep = np.concatenate([np.full(len(r), i) for i, r in enumerate(ep_reps)])
     counts, off = t.replica_counts(vals, rep, np.arange(len(ep_reps)))
-    W = Lo.bootstrap_weights(rng, 4, len(ep_reps))
-    V = Lo.bootstrap_weights(rng, 4, len(ref_units))
+    W = Rs.bootstrap_weights(rng, 4, len(ep_reps))
+    V = Rs.bootstrap_weights(rng, 4, len(ref_units))
     L = t.loss_from_counts(counts, off, W, V)
     for b in range(4):
         ep_b = np.concatenate([np.tile(r, int(w)) for r, w in zip(ep_reps, W[b])])
@@ -275,7 +276,7 @@ def test_reference_units_two_level_draw():
             rows.append({"replica": r, "state": state, "gamma_ext": g})
     probe = pd.DataFrame(rows)
     macro = pd.DataFrame({"replica": np.arange(5)})
-    u = Lo.ReferenceUnits(macro, probe)
+    u = Rs.ReferenceUnits(macro, probe)
     assert len(u.samples) == 5 and len(u.units) == 20
     V = u.weights(seed=3, n_boot=200)
     assert np.all(V["sample"].sum(axis=1) == 5)
@@ -332,6 +333,6 @@ def test_reference_sample_draws_do_not_depend_on_the_probe_rows():
     macro = pd.DataFrame({"replica": np.arange(6)})
     probe = pd.DataFrame({"replica": np.repeat(np.arange(6), 3), "state": ["quench", "stationary", "stationary"] * 6,
                           "gamma_ext": [0.0, 1.0, 2.0] * 6})
-    with_probe = Lo.ReferenceUnits(macro, probe).weights(7, 50)["sample"]
-    without = Lo.ReferenceUnits(macro, probe.iloc[:0]).weights(7, 50)["sample"]
+    with_probe = Rs.ReferenceUnits(macro, probe).weights(7, 50)["sample"]
+    without = Rs.ReferenceUnits(macro, probe.iloc[:0]).weights(7, 50)["sample"]
     assert np.array_equal(with_probe, without)

@@ -21,7 +21,7 @@ so the default configurations use ``half_width`` = 2 grid steps or a few more.
 
 Uncertainties: the loss tables carry bootstrap rows (``boot`` >= 0; ``boot`` = -1
 is the full ensemble against the full reference) of three kinds (column
-``resample``, :data:`epcal.losses.RESAMPLE_KINDS`): the EPM replicas and the
+``resample``, :data:`epcal.resampling.RESAMPLE_KINDS`): the EPM replicas and the
 reference's units resampled jointly, and each alone.  The whole procedure
 (selection per k, fit, interpolation) is repeated on every bootstrap row; the
 quoted error ``<x>_err`` is the standard deviation over the joint rows (the

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..losses import (bootstrap_weights, magnitudes_from_sums, meso_sums, QUENCH_MAGNITUDES,
-                      QUENCH_QUANTITIES, Reference, ReferenceUnits, relative_loss, resample_design,
+from ..resampling import ReferenceUnits, bootstrap_weights, resample_design
+from ..losses import (magnitudes_from_sums, meso_sums, QUENCH_MAGNITUDES,
+                      QUENCH_QUANTITIES, Reference, relative_loss,
                       resolve_radius, select_probe)
 from ..params import model_params, resolve_model
 from .common import grid_values, probe_spec, ref_boot_seed, run
