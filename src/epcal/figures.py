@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 from . import figure_data  # noqa: E402
 from .atomicio import atomic_path  # noqa: E402
 from .figure_data import LOCAL, _alpha_eq, _read_many, _rows  # noqa: E402
+from .fits import select  # noqa: E402
 from .losses import MACRO_OBS  # noqa: E402
 
 LABELS = {"sigma": r"$\Sigma_{xy}^{ext}$", "drop": r"$\delta\Sigma_{xy}^{ext}$", "incr": r"$\Delta\Sigma_{xy}^{ext}$",
@@ -99,7 +100,8 @@ def fig3(out, inputs, ref, cfg):
     meso = pd.read_parquet(_pick(inputs, "meso"))
     opt = pd.read_parquet(_pick(inputs, "optimum"))
     meso = meso[meso["boot"] == -1]
-    best = meso.loc[meso.groupby(["l", "k"])["L_stat"].idxmin()].sort_values(["l", "k"])
+    per_k = str(opt["per_k"].iloc[0]) if "per_k" in opt else "argmin"
+    best = select(meso, per_k, float(opt["chi_half_width"].iloc[0]) if "chi_half_width" in opt else 0.3)
     rec = []
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
     cmap = plt.get_cmap("viridis")

@@ -140,18 +140,31 @@ def chi_profile_one(g: pd.DataFrame, chi_half_width: float) -> dict:
     """(lambda, chi, losses) of one (l, k, boot) from its candidates' lambda profiles (``per_k =
     "chi_profile"``): a parabola (:func:`fit_parabola`) through the profile minima L_stat_prof(chi)
     within ``chi_half_width`` x chi of their lowest (at least the 3 nearest), chi at its vertex,
-    lambda interpolated (log-linear in chi) between the candidates' profile minima."""
+    lambda interpolated (log-linear in chi) between the candidates' profile minima.
+
+    The loss components are the same-window parabolas of L_macro_prof, L+_prof and L-_prof at
+    that chi (so L_stat = l_stat(components) holds exactly, l_stat being linear).  A candidate whose
+    profile minimum lies at an end of its scale grid (``prof_edge``: a bound, not a minimum) is left
+    out when at least 3 other chi remain.  For one chi of the same value only the lowest counts.
+    """
     g = g[np.isfinite(g["L_stat_prof"])]
+    if "prof_edge" in g:
+        inner = g[~g["prof_edge"].astype(bool)]
+        if inner["chi"].nunique() >= 3:
+            g = inner
     g = g.loc[g.groupby("chi")["L_stat_prof"].idxmin()].sort_values("chi")
     chi, L = g["chi"].to_numpy(float), g["L_stat_prof"].to_numpy(float)
     j = int(np.argmin(L))
     f = fit_parabola(chi, L, chi_half_width * chi[j])
-    near = g.iloc[int(np.argmin(np.abs(chi - f.k_hat)))]
     out = {"chi": f.k_hat, "chi_status": f.status,
-           "lam": float(np.exp(np.interp(f.k_hat, chi, np.log(g["lam_prof"].to_numpy(float))))),
-           "L_stat": f.L_hat if f.convex else float(L[j])}
-    for key in ("L_macro", "L_meso_plus", "L_meso_minus"):
-        out[key] = float(near[f"{key}_prof"])
+           "lam": float(np.exp(np.interp(f.k_hat, chi, np.log(g["lam_prof"].to_numpy(float)))))}
+    win = (chi >= f.k_lo - 1e-12) & (chi <= f.k_hi + 1e-12)
+    for key in ("L_stat", "L_macro", "L_meso_plus", "L_meso_minus"):
+        y = g[f"{key}_prof"].to_numpy(float)
+        if f.convex and np.unique(chi[win]).size >= 3:
+            out[key] = float(np.polyval(np.polyfit(chi[win], y[win], 2), f.k_hat))
+        else:  # no parabola: the candidate at chi_hat (the discrete minimum)
+            out[key] = float(y[int(np.argmin(np.abs(chi - f.k_hat)))])
     return out
 
 
@@ -213,6 +226,13 @@ def bootstrap_correlations(per_boot: dict, kinds: dict, keys) -> dict:
     return out
 
 
+def select(losses: pd.DataFrame, per_k: str = "argmin", chi_half_width: float = 0.3) -> pd.DataFrame:
+    """The per-(l, k, boot) optimum the k fit uses (``fit.per_k``; Fig. 3b shows the same)."""
+    if per_k not in PER_K_METHODS:
+        raise ValueError(f"fit.per_k = {per_k!r}: expected one of {list(PER_K_METHODS)}")
+    return select_per_k(losses) if per_k == "argmin" else select_chi_profile(losses, chi_half_width)
+
+
 def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: str = "regression",
                 per_k: str = "argmin", chi_half_width: float = 0.3) -> pd.DataFrame:
     """The optimum table: one row per l with values (full ensemble), bound status and bootstrap errors."""
@@ -220,9 +240,7 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
     miss = need - set(losses.columns)
     if miss:
         raise ValueError(f"fit: loss table lacks column(s) {sorted(miss)}")
-    if per_k not in PER_K_METHODS:
-        raise ValueError(f"fit.per_k = {per_k!r}: expected one of {list(PER_K_METHODS)}")
-    sel = select_per_k(losses) if per_k == "argmin" else select_chi_profile(losses, chi_half_width)
+    sel = select(losses, per_k, chi_half_width)
     kinds = dict(zip(losses["boot"].to_numpy(int).tolist(), losses["resample"].astype(str).tolist()))
     rows = []
     for l, g in sel.groupby("l", sort=True):
@@ -238,10 +256,12 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
         for col in ("L_EP", "N", "l_lattice", "n", "lattice_rule"):  # the lattice the optimum was found on
             if col in g:
                 row[col] = g[col].iloc[0]
-        if "chi_status" in g:  # chi at an end of its candidates at the k of the fit window (full ensemble)
-            w = g[(g["boot"] == -1) & (g["k"] >= row["k_fit_lo"] - 1e-12) & (g["k"] <= row["k_fit_hi"] + 1e-12)]
+        if "chi_status" in g:  # chi at an end of its candidates (or no parabola), joint rows, k of the window
+            joint_b = [b for b, kind in kinds.items() if kind == "joint"]
+            w = g[g["boot"].isin(joint_b) & (g["k"] >= row["k_fit_lo"] - 1e-12) & (g["k"] <= row["k_fit_hi"] + 1e-12)]
             row["chi_bound_frac"] = float((w["chi_status"] != "estimate").mean()) if len(w) else float("nan")
         row["per_k"] = per_k
+        row["chi_half_width"] = float(chi_half_width)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -68,6 +68,8 @@ MESO_MAGNITUDES = tuple(f"{s}_{q}" for q in MESO_QUANTITIES for s in ("mean", "s
 QUENCH_QUANTITIES = ("sigma_vm",) + MESO_QUANTITIES
 QUENCH_MAGNITUDES = tuple(m for m in (f"{s}_{q}" for q in QUENCH_QUANTITIES for s in ("mean", "std"))
                           if m != "mean_tau_i")
+#: seed of the fixed offsets that requantize scaled increments (:meth:`Evaluator.scaled_values`)
+REQUANTIZE_SEED = 0x51CA1E
 LOSS_COLUMNS = ("L_sigma", "L_drop", "L_incr", "L_macro", "L_meso_plus", "L_meso_minus", "L_stat")
 
 
@@ -302,12 +304,15 @@ class Evaluator:
         obs = macro_observables(ref.macro, self.s.gamma_min, ref.delta_gamma)
         G = shear_modulus if shear_modulus is not None else ref.shear_modulus
         self.targets = {}
+        self.incr_quantum = None  # G dgamma when the increments are quantized (scaled_values)
         for name in MACRO_OBS:
             v = obs.values[name]
             if v.size < 2:
                 raise TableError(f"{ref.path}/macro.parquet: too few '{name}' values in the stationary regime "
                                  f"(gamma_ext > {self.s.gamma_min}): {v.size}")
             q = G * ref.delta_gamma if (name == "incr" and self.s.quantize_increments) else None
+            if q:
+                self.incr_quantum = q
             self.targets[name] = HistogramTarget(v, reference_bins(v, self.s.max_n, q),
                                                  self.units.sample_of(obs.replica[name]), len(self.units.samples))
         self.ref_meso = {}
@@ -341,17 +346,56 @@ class Evaluator:
         return resample_design(n_boot, W_epm, self.reference_weights(n_boot))
 
     # ------------------------------------------------------------------
-    def macro_loss_scaled(self, obs_all: MacroObservables, scale: float) -> dict[str, float]:
-        """L_macro of an ensemble whose stresses and strains are all multiplied by ``scale``.
+    def macro_losses_scaled(self, obs_all: MacroObservables, scale: float, replicas: np.ndarray, W: np.ndarray,
+                            V_sample: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """L_sigma, L_drop, L_incr and L_macro, one value per row of the replica weights ``W`` (and
+        reference weights ``V_sample``), of an ensemble whose stresses and strains are all multiplied
+        by ``scale``: the surrogate of the scaled search and of the lambda profiles.
 
         ``obs_all`` must come from :func:`macro_observables` with ``gamma_min = 0`` (the stationary
-        cut is applied here on the scaled strain).  Used by the scaled (lambda, chi) search.
+        cut is applied here on the scaled strain).
         """
         out = {}
         for name in MACRO_OBS:
             keep = obs_all.gamma[name] * scale > self.s.gamma_min
-            out[f"L_{name}"] = self.targets[name].loss(obs_all.values[name][keep] * scale)
+            t = self.targets[name]
+            values = self.scaled_values(name, obs_all.values[name], scale)
+            counts, off = t.replica_counts(values[keep], obs_all.replica[name][keep], replicas)
+            out[f"L_{name}"] = t.loss_from_counts(counts, off, W, V_sample)
         out["L_macro"] = (out["L_sigma"] + out["L_drop"] + out["L_incr"]) / 3.0
+        return out
+
+    def scaled_values(self, name: str, values: np.ndarray, scale: float) -> np.ndarray:
+        """The macro observable ``name`` of the ensemble at lambda * scale, from the one at lambda.
+
+        Stresses scale by ``scale``, except the quantized increments: an elastic branch of m strain
+        steps (increment m q, q = G dgamma) ended where the next activation's distance g in units of
+        q lay in (m - 1, m]; at lambda * scale that distance is scale * g, so the branch has
+        ceil(scale (m - u)) steps with u uniform in [0, 1) (drawn once per value, seeded by
+        :data:`REQUANTIZE_SEED`, the same for every scale): exact at scale = 1, and no aliasing of
+        scaled quanta against the reference's whole-quantum bins.
+        """
+        if name != "incr" or not self.incr_quantum:
+            return values * scale
+        q = self.incr_quantum
+        m = np.rint(values / q)
+        u = np.random.default_rng(REQUANTIZE_SEED).random(values.size)
+        return q * np.ceil(scale * (m - u))
+
+    def macro_loss_scaled(self, obs_all: MacroObservables, scale: float) -> dict[str, float]:
+        """:meth:`macro_losses_scaled` of the whole ensemble against the whole reference."""
+        replicas = np.unique(np.concatenate([obs_all.replica[name] for name in MACRO_OBS]).astype(np.int64))
+        out = self.macro_losses_scaled(obs_all, scale, replicas, np.ones((1, len(replicas))))
+        return {key: float(v[0]) for key, v in out.items()}
+
+    def meso_magnitudes(self, probe: pd.DataFrame, replicas: np.ndarray, W: np.ndarray, V_unit: np.ndarray):
+        """{"plus"|"minus": (EPM magnitudes (B, 8), reference magnitudes (B, 8), EPM patch R)} of the
+        stationary probe rows at the loss radius, rows of the replica / unit weights W, V_unit."""
+        out = {}
+        for tag, a in (("plus", self.s.alpha_plus), ("minus", self.s.alpha_minus)):
+            rows = select_probe(probe, "stationary", self.ref_R, a, "EPM probe table", exact_R=False)
+            out[tag] = (magnitudes_from_sums(*meso_sums(rows, replicas), W),
+                        magnitudes_from_sums(*self.ref_meso[tag][0], V_unit), float(rows["R"].iloc[0]))
         return out
 
     def evaluate(self, macro: pd.DataFrame, probe: pd.DataFrame | None = None,
@@ -373,10 +417,7 @@ class Evaluator:
             out[f"L_{name}"] = t.loss_from_counts(counts, off, W, V["sample"])
         out["L_macro"] = (out["L_sigma"] + out["L_drop"] + out["L_incr"]) / 3.0
         if probe is not None and len(probe):
-            for tag, a in (("plus", self.s.alpha_plus), ("minus", self.s.alpha_minus)):
-                rows = select_probe(probe, "stationary", self.ref_R, a, "EPM probe table", exact_R=False)
-                mags = magnitudes_from_sums(*meso_sums(rows, replicas), W)
-                ref_mags = magnitudes_from_sums(*self.ref_meso[tag][0], V["unit"])
+            for tag, (mags, ref_mags, R_ep) in self.meso_magnitudes(probe, replicas, W, V["unit"]).items():
                 Lf = relative_loss(mags, ref_mags)
                 out[f"L_meso_{tag}"] = Lf.mean(axis=1)
                 if details:
@@ -384,7 +425,7 @@ class Evaluator:
                         out[f"{k}_{tag}"] = mags[:, j]
                         out[f"L_{k}_{tag}"] = Lf[:, j]
                 if tag == "plus":
-                    out["R_ep"] = np.full(W.shape[0], float(rows["R"].iloc[0]))
+                    out["R_ep"] = np.full(W.shape[0], R_ep)
             out["L_stat"] = l_stat(out["L_macro"], out["L_meso_plus"], out["L_meso_minus"])
         out["n_replicas"] = np.full(W.shape[0], R)
         return pd.DataFrame(out)

@@ -61,8 +61,9 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
         n_boot, bseed = int(cfg.get("n_boot", 0)), _boot_seed(seed, l, k)
         r = ev.evaluate(ens.macro, ens.probe, n_boot=n_boot, seed=bseed, details=True)
         if cfg.get("lam_profile"):
-            scales = scale_grid(cfg["lam_profile"])
-            prof = profile_minimum(loss_profile(ev, ens.macro, ens.probe, scales, n_boot, bseed), scales)
+            scales, prof = loss_profile(ev, ens.macro, ens.probe, scale_grid(cfg["lam_profile"]), n_boot, bseed,
+                                        refine=int(cfg["lam_profile"].get("refine", 0)))
+            prof = profile_minimum(prof, scales)
             r = r.assign(lam_prof=lam * prof.pop("scale_prof"), **prof)
         r = r.assign(l=l, k=k, lam=lam, chi=chi, n=n, origin=origin, L_EP=p.L, N=p.N, l_lattice=p.l,
                      lattice_rule=lattice_rule(l, float(model["domain_length"])))
@@ -77,11 +78,17 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
 
 def valley_lambda(cell: pd.DataFrame, chi: float, lam_b: float, chi_b: float) -> float:
     """lambda on the macro valley at ``chi``: the cell's best true point (lam_b, chi_b) moved along
-    the valley lambda*(chi) of the surrogate scan (log lambda* interpolated linearly in chi, held
-    constant beyond the scanned chi); lam_b itself where the cell has no surrogate rows (grid search)."""
+    the valley lambda*(chi) of the surrogate scan (log lambda* piecewise linear in chi, extended
+    linearly beyond the scanned chi by its end segments); lam_b itself where the cell has no
+    surrogate rows (grid search) or only one scanned chi."""
     sur = cell[(cell["boot"] == -1) & (cell["stage"] == "surrogate")] if "stage" in cell else cell.iloc[:0]
-    if sur.empty:
+    if sur["chi"].nunique() < 2:
         return lam_b
     mins = sur.loc[sur.groupby("chi")["L_macro"].idxmin()].sort_values("chi")
     x, u = mins["chi"].to_numpy(float), np.log(mins["lam"].to_numpy(float))
-    return float(lam_b * np.exp(np.interp(chi, x, u) - np.interp(chi_b, x, u)))
+
+    def valley(c):
+        i = int(np.clip(np.searchsorted(x, c) - 1, 0, x.size - 2))  # the segment of c, or an end one
+        return u[i] + (u[i + 1] - u[i]) * (c - x[i]) / (x[i + 1] - x[i])
+
+    return float(lam_b * np.exp(valley(chi) - valley(chi_b)))
