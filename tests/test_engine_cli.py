@@ -70,7 +70,8 @@ def test_variants_a_and_b_run_and_probe_from_their_state_files(tmp_path, capsys,
     read back has the same full stresses (model A: with each element's own response to the external strain)
     and can be probed."""
     from epcal.params import EPMParams
-    from epcal.simulate import Model, state_from_frame
+    from epcal.lattice_tables import state_from_frame
+    from epcal.simulate import Model
     from epcal.variants import Variant
 
     states = tmp_path / "states.parquet"

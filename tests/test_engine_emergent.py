@@ -6,7 +6,8 @@ import pytest
 from epcal.observables import rms_deviation, stress_series
 from epcal.params import EPMParams
 from epcal.observables import loading_curve
-from epcal.simulate import run_bauschinger, run_ensemble
+from epcal.bauschinger import run_bauschinger
+from epcal.simulate import run_ensemble
 
 
 def _table(gamma, sigma):

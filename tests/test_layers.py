@@ -20,9 +20,9 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "epcal"
 
-ENGINE = {"vecmath", "elastic", "slip", "dynamics", "thermal", "probe", "heterogeneous", "variant_kernels", "variants",
+ENGINE = {"vecmath", "elastic", "slip", "dynamics", "athermal", "thermal", "probe", "heterogeneous", "variant_kernels", "variants",
           "samples", "params"}
-DRIVERS = {"simulate", "variant_search", "kernel_cache", "stages", "stages.common", "stages.twin", "stages.macro",
+DRIVERS = {"simulate", "bauschinger", "variant_search", "kernel_cache", "stages", "stages.common", "stages.twin", "stages.macro",
            "stages.meso", "stages.fit", "stages.temperature", "stages.optimum", "stages.slip_systems"}
 FIGURES = {"figures", "figure_data"}
 LOSSES_FITS = {"losses", "fits", "resampling", "lambda_profile"}

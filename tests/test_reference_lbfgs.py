@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from epcal.reference import potential as pot
-from epcal.reference.newton import PeriodicPairList, _cell_pairs
+from epcal.reference.pair_lists import PeriodicPairList, _cell_pairs
 
 
 def _random_cell(seed, n, tilt):
@@ -48,7 +48,7 @@ def test_cell_list_pairs_equal_kdtree_pairs(seed, n, tilt):
 
 
 def test_chunked_forces_equal_serial_and_do_not_depend_on_threads():
-    from epcal.reference.newton import energy_forces_chunked
+    from epcal.reference.pair_kernels import energy_forces_chunked
 
     x, box, types = _random_cell(3, 1200, 0.2)
     x = x * 1.0

@@ -94,7 +94,8 @@ def test_pair_list_kernels_match_the_numpy_reference(glass):
     """The numba energy/force/Hessian kernels of the Newton relaxation (Verlet list with skin)
     equal energy_forces_hessian on the relaxed atoms, also after the list has to be rebuilt."""
     from epcal.reference.lys import Patch
-    from epcal.reference.newton import PairList, energy_forces_hessian
+    from epcal.reference.newton import energy_forces_hessian
+    from epcal.reference.pair_lists import PairList
 
     with Patch(glass, (glass.lx / 2, glass.ly / 2), 5.0) as p:
         nm = p.n_mobile

@@ -1,7 +1,8 @@
-"""Athermal dynamics of the EPM (paper sections 3.3-3.4): numba kernels over plain arrays.
+"""The EPM's state layout, stress redistribution and relaxation (paper sections 3.3-3.4): numba
+kernels over plain arrays.
 
-The thermal quench (appendix A.3) is :mod:`epcal.thermal`; both share this module's state
-layout, redistribution and relaxation.
+Athermal quasistatic driving (section 3.4) is :mod:`epcal.athermal`, the thermal quench
+(appendix A.3) :mod:`epcal.thermal`; both drive this module's avalanche loop (:func:`relax`).
 
 State of one lattice (E = L*L elements, flat index e = i*L + j):
 
@@ -23,7 +24,7 @@ so the stress change is (dg a) Kd + (dg b) Kx with Kd = K[..., :, 0] - K[..., :,
 Kx = K[..., :, 2] / 2 (:func:`reduce_kernel`), stored column-doubled (:func:`wrap_kernel`).
 
 Models A and B: the last two arguments ``het`` and ``pres`` of :func:`relax`,
-:func:`steps_to_activation`, :func:`aqs` and :func:`epcal.thermal.kmc_quench` (:mod:`epcal.variant_kernels`;
+:func:`epcal.athermal.steps_to_activation`, :func:`epcal.athermal.aqs` and :func:`epcal.thermal.kmc_quench` (:mod:`epcal.variant_kernels`;
 None for every other model, pruned at compile time).  For A, ``relax`` receives gamma_ext
 instead of G gamma_ext, and ``G`` of ``aqs`` is the sample's macroscopic modulus.
 """
@@ -32,9 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_element, renew_systems, rng_uniform, slip_amplitude
-from .variant_kernels import (activation_estimates_het, activation_estimates_pressure, active_at_het,
-                              active_at_pressure, apply_slip_dense, element_load, pressure_term, threshold_at,
+from .slip import draw_amplitude, renew_element, renew_systems, rng_uniform, slip_amplitude
+from .variant_kernels import (apply_slip_dense, element_load, pressure_term, threshold_at,
                               weakest_at, weakest_pressure)
 from .variants import V_AMPLITUDES, V_KERNEL, V_SYSTEMS, V_THRESHOLDS
 
@@ -286,203 +286,3 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
         if total > FRACTURE_LIMIT * E:
             raise RuntimeError(RUNAWAY_MESSAGE)
     raise RuntimeError("relaxation did not converge")
-
-
-@njit(cache=True)
-def _active_at(tau_c, a, b, d, sres, G, dgamma, m):
-    return _dtau(tau_c, a, b, d, sres + G * (m * dgamma)) <= ACTIVE
-
-
-@njit(cache=True, error_model="numpy")
-def _activation_estimates(tau_c, a, b, e, d, sxy, rate_scale, rem, jest):
-    """rem[s] = Delta tau^c of the systems of element e, jest[s] = rem[s] / (rate_scale b[s])
-    for systems loaded by the drive (rate > 0), +inf otherwise (vectorized; no branches)."""
-    for s in range(tau_c.shape[1]):
-        r = _dtau(tau_c[e, s], a[e, s], b[e, s], d, sxy)
-        rate = rate_scale * b[e, s]
-        rem[s] = r
-        jest[s] = r / rate if rate > 0.0 else np.inf
-
-
-@njit(cache=True)
-def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, work, het, pres):
-    """Smallest j in [1, jmax] such that some system is active at step n + sign*j, else jmax + 1.
-
-    Loading is affine, tau of a system moves by sign G dgamma b per step, so j is
-    estimated by division and then fixed with the exact activation predicate, the
-    same one the relaxation uses.  Each element has a cached lower bound
-    j >= (min Delta tau^c)/(G dgamma); the element with the lowest bound is scanned
-    first and every element whose bound exceeds the best j found is skipped.  ``lb``
-    is a work buffer of length E, ``work`` one of at least two rows of length N.
-    Model A: each system's rate is gamma (a c_d + b c_xy) and the bound uses the element's
-    rate_max; model B: distances shifted by the element's alpha_p p (constant while driving).
-    """
-    E, N = tau_c.shape
-    best = jmax + 1
-    step_tau = G * dgamma
-    ext = G * (n * dgamma)
-    gam = n * dgamma
-    rem = work[0]
-    jest = work[1]
-    first = 0
-    for e in range(E):
-        if het is None:
-            bnd = _cache_bound(cache, e, sig[e, 0] - sig[e, 1], sig[e, 2] + ext)
-        else:
-            dl, sl = element_load(sig, e, gam, het)
-            bnd = _cache_bound(cache, e, dl, sl)
-        if pres is not None:
-            bnd += pressure_term(pres, sig[e, 0], sig[e, 1])
-        if het is None:
-            lb[e] = (bnd - CACHE_MARGIN) / step_tau
-        else:
-            lb[e] = (bnd - CACHE_MARGIN) / (dgamma * het.rate_max[e])
-        if lb[e] < lb[first]:
-            first = e
-    # visit the most promising element first, then all others pruned by their bound
-    for q in range(-1, E):
-        e = first if q < 0 else q
-        if (q >= 0 and e == first) or lb[e] > best:
-            continue
-        d = sig[e, 0] - sig[e, 1]
-        sres = sig[e, 2]
-        if het is None:
-            sxy = sres + ext
-            if pres is None:
-                _activation_estimates(tau_c, a, b, e, d, sxy, sign * step_tau, rem, jest)
-            else:
-                qe = pressure_term(pres, sig[e, 0], sig[e, 1])
-                raw = activation_estimates_pressure(tau_c, a, b, e, d, sxy, qe, sign * step_tau, rem, jest)
-        else:
-            cd = het.load_d[e]
-            cx = het.load_xy[e]
-            dl, sxy = element_load(sig, e, gam, het)
-            activation_estimates_het(tau_c, a, b, e, dl, sxy, cd, cx, sign * dgamma, rem, jest)
-        cmin = np.inf
-        for s in range(N):
-            if rem[s] < cmin:
-                cmin = rem[s]
-            if jest[s] > best:
-                continue
-            j = int(np.ceil(jest[s]))
-            if j < 1:
-                j = 1
-            if het is not None:
-                while j > 1 and active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sres, cd, cx, dgamma,
-                                              n + sign * (j - 1)):
-                    j -= 1
-                while not active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sres, cd, cx, dgamma, n + sign * j):
-                    j += 1
-            elif pres is not None:
-                while j > 1 and active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma,
-                                                   n + sign * (j - 1), qe):
-                    j -= 1
-                while not active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j, qe):
-                    j += 1
-            else:
-                while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * (j - 1)):
-                    j -= 1
-                while not _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j):
-                    j += 1
-            if j < best:
-                best = j
-        if pres is not None:
-            cmin = raw  # the cache holds unshifted distances
-        if het is not None:
-            d = dl
-        cache[0, e] = cmin
-        cache[1, e] = d
-        cache[2, e] = sxy
-    return best
-
-
-@njit(cache=True)
-def mean_xy(sig):
-    acc = 0.0
-    for e in range(sig.shape[0]):
-        acc += sig[e, 2]
-    return acc / sig.shape[0]
-
-
-@njit(cache=True)
-def _crossed_zero(mres, G, dgamma, m, sign):
-    """True when the external stress at step m has reached zero in the sense of driving."""
-    return sign * (mres + G * (m * dgamma)) >= 0.0
-
-
-@njit(cache=True)
-def _steps_to_zero_stress(mres, G, dgamma, n, sign, jmax):
-    """Smallest j in [1, jmax] at which the external stress has crossed zero, else jmax + 1.
-
-    Driving with ``sign`` moves Sigma_ext by sign G dgamma per step (no avalanche),
-    so sign * Sigma_ext grows linearly; estimate, then fix with the exact predicate.
-    """
-    jest = -sign * (mres + G * (n * dgamma)) / (G * dgamma)
-    if jest > jmax + 1:
-        return jmax + 1
-    j = max(1, int(np.ceil(jest)))
-    while j > 1 and _crossed_zero(mres, G, dgamma, n + sign * (j - 1), sign):
-        j -= 1
-    while not _crossed_zero(mres, G, dgamma, n + sign * j, sign):
-        j += 1
-    return j
-
-
-@njit(cache=True, nogil=True)
-def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
-        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, vopt, het, pres):
-    """AQS simple shear from step n toward n_end (either sense), section 3.4.
-
-    Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in the
-    rec_* buffers.  With ``skip`` the elastic steps are jumped over exactly;
-    without it the strain advances one dgamma at a time (reference path).  With
-    ``stop_at_zero`` the drive stops at the first step where the external stress
-    has crossed zero in the sense of driving (unloading, section 5).  Returns (n, records, finished):
-    ``finished`` is False when the buffers are full (call again to continue).
-    """
-    E = sig.shape[0]
-    sign = 1 if n_end >= n else -1
-    cap = rec_step.shape[0]
-    buf_e = np.empty(E, np.int64)
-    buf_s = np.empty(E, np.int64)
-    buf_dg = np.empty(E)
-    cache = new_cache(E)
-    lb = np.empty(E)
-    work = np.empty((RENEWAL_WORK_ROWS, tau_c.shape[1]))
-    scratch = np.empty((E, 3))
-    perm = np.empty(E, np.int64)
-    nrec = 0
-    mres = mean_xy(sig)
-    while n != n_end:
-        if nrec >= cap:
-            return n, nrec, False
-        remaining = (n_end - n) * sign
-        if skip:
-            j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb, work, het, pres)
-            if stop_at_zero:
-                jz = _steps_to_zero_stress(mres, G, dgamma, n, sign, remaining)
-                if jz < j:
-                    j = jz
-            if j > remaining:
-                j = remaining
-        else:
-            j = 1
-        n += sign * j
-        ext = G * (n * dgamma)
-        before = mres + ext
-        if het is None:
-            ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
-                       slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
-        else:  # model A: relax at gamma_ext; G is the sample's macroscopic modulus (records)
-            ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, n * dgamma, rng, k, lam, chi, f_coef,
-                       slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
-        if ns > 0:
-            mres = mean_xy(sig)
-            rec_step[nrec] = n
-            rec_before[nrec] = before
-            rec_after[nrec] = mres + ext
-            rec_slips[nrec] = ns
-            nrec += 1
-        if stop_at_zero and _crossed_zero(mres, G, dgamma, n, sign):
-            return n, nrec, True
-    return n, nrec, True

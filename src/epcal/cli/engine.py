@@ -116,7 +116,8 @@ def _write(df, path, meta, schema=None):
 
 def _cmd_quench(args) -> int:
     from ..schema import write_table
-    from ..simulate import Model, state_frame
+    from ..lattice_tables import state_frame
+    from ..simulate import Model
 
     params = _params(args)
     if not args.T > 0:
@@ -196,7 +197,8 @@ def _cmd_probe(args) -> int:
     from ..observables import probe_frame
     from ..params import EPMParams
     from ..schema import PROBE, read_metadata, read_table
-    from ..simulate import PURPOSE_PROBE_STATIONARY, Model, rng_for, state_from_frame
+    from ..lattice_tables import state_from_frame
+    from ..simulate import PURPOSE_PROBE_STATIONARY, Model, rng_for
 
     meta = read_metadata(args.states)
     if "params" not in meta:
@@ -239,7 +241,7 @@ def _cmd_probe(args) -> int:
 
 
 def _cmd_bauschinger(args) -> int:
-    from ..simulate import run_bauschinger
+    from ..bauschinger import run_bauschinger
 
     params = _params(args)
     df = run_bauschinger(params, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,

@@ -156,7 +156,7 @@ def _check_needs(config):
     """The needs of a pipeline config file (its losses and quench sections), or the default config's."""
     import yaml
 
-    from epcal.refdir import DEFAULT_NEEDS, needs_from_config
+    from epcal.refneeds import DEFAULT_NEEDS, needs_from_config
 
     if config is None:
         return DEFAULT_NEEDS

@@ -12,7 +12,7 @@ previous non-affine displacement is a bad guess and is not used.  With CG the gu
 Hessian of the periodic glass (atom 0 pinned), of the pairs closer than ``precond_cutoff`` = 2.0
 (numba Hessian kernel + symmetric-mode single-precision SuperLU, ~0.25 s at 10^4 atoms), with an
 energy line search; the iterations use the numba energy/force kernels of
-:class:`epcal.reference.newton.PeriodicPairList` (~1 ms at 10^4 atoms on 2 threads) and LAMMPS
+:class:`epcal.reference.pair_lists.PeriodicPairList` (~1 ms at 10^4 atoms on 2 threads) and LAMMPS
 (``run 0``) judges the final tolerance and computes the stress.  First guess 2 u_n - u_{n-1}
 (order 2; with a tight solver it is better than u_n).  The factorization is renewed at the start
 of a step after a step with more than ``refactor_iters`` iterations or once the iterations beyond
@@ -186,7 +186,7 @@ class AQS:
         reused sparse LU of the Hessian (atom 0 pinned), with an energy line search.
 
         Energies and forces of the iterations come from the numba kernels of
-        :class:`epcal.reference.newton.PeriodicPairList` (the same pair potential as LAMMPS, ~1 ms
+        :class:`epcal.reference.pair_lists.PeriodicPairList` (the same pair potential as LAMMPS, ~1 ms
         at 10^4 atoms); once their force norm is below ``ftol``, LAMMPS (``run 0``) evaluates the
         state and is the judge of the tolerance exactly as for its own minimizer (and computes the
         stress).  With the stored Hessian of a nearby state the first iteration is (close to) a
@@ -199,7 +199,7 @@ class AQS:
         (:meth:`_descend`; the two are tested to take the same iterates).
         """
         from .engine import MinResult
-        from .newton import PeriodicPairList
+        from .pair_lists import PeriodicPairList
 
         lmp = self.lmp
         if self._pairs is None:

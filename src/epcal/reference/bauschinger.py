@@ -1,6 +1,6 @@
 """Bauschinger (reload) test of the atomistic glass (paper section 5, Fig. 5d).
 
-The protocol of the EPM's :func:`epcal.simulate.bauschinger_replica`: from a
+The protocol of the EPM's :func:`epcal.bauschinger.bauschinger_replica`: from a
 stationary state of the AQS simple shear, unload (gamma_ext decreasing in steps
 of dgamma, each followed by a minimization) to the first step where
 Sigma_xy^ext <= 0; then, separately from that unloaded state, load forward

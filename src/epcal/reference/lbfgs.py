@@ -8,7 +8,7 @@ about as much as the force evaluation itself.  This module moves the whole plain
 L-BFGS descent into one compiled loop (:func:`lbfgs_descent`, built on the two-loop
 recursion :func:`two_loop_first` / :func:`two_loop_second`, which take any H0 in
 between), and evaluates energies and forces in ``nchunk`` fixed chunks of the pair
-list, on as many threads as numba has (:func:`epcal.reference.newton.energy_forces_chunked`).  The chunks
+list, on as many threads as numba has (:func:`epcal.reference.pair_kernels.energy_forces_chunked`).  The chunks
 are fixed, so the sums, hence the trajectory, are the same bits on 1 or 2 threads.
 (The preconditioned iteration of :class:`epcal.reference.aqs.AQS` keeps its numpy
 two-loop: there the sparse triangular solves, ~6 ms, dominate each iteration.)
@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .newton import energy_forces_chunked
+from .pair_kernels import energy_forces_chunked
 
 #: status codes of :func:`lbfgs_descent`
 CONVERGED, MAXITER, STALLED, REBUILD, FAILED = 0, 1, 2, 3, 4

@@ -51,7 +51,7 @@ def emergent_size(opt: pd.Series, cfg: dict, L: int, threads: int = 1, ref_meta:
 def emergent_bauschinger(opt: pd.Series, cfg: dict, threads: int = 1, ref_meta: dict | None = None):
     """Bauschinger test (Fig. 5d) at the optimum: drive to the stationary state, unload to
     Sigma_ext = 0, then reload forward (alpha_ext = 0) and in reverse (alpha_ext = 90)."""
-    from ..simulate import run_bauschinger
+    from ..bauschinger import run_bauschinger
 
     p, T = _optimum_params(opt, cfg, ref_meta)
     reps = range(int(cfg["bauschinger_replicas"]))

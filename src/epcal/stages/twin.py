@@ -5,7 +5,7 @@ import pandas as pd
 
 from .. import code_version
 from ..params import model_params, resolve_model
-from ..refdir import twin_probe_grid
+from ..refneeds import twin_probe_grid
 from .common import probe_spec, run
 
 
@@ -13,7 +13,7 @@ def make_twin(twin: dict, model: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict
     """A reference made by the EPM itself at stated parameters (a 'digital twin')."""
     model = resolve_model(model)
     p = model_params(twin["l"], twin["k"], twin["lam"], twin["chi"], model)
-    n_list, alphas = twin_probe_grid(twin, p)  # the grid the start-up check expects (epcal.refdir)
+    n_list, alphas = twin_probe_grid(twin, p)  # the grid the start-up check expects (epcal.refneeds)
     spec = probe_spec(n_list, alphas, ("quench", "stationary"), twin.get("stride", 1))
     ens = run(p, range(int(twin["replicas"])), twin["seed"], twin.get("gamma_max", 2.0),
               T_quench=float(twin["T"]), probe=spec, threads=twin.get("threads", 1))
