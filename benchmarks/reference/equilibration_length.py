@@ -3,7 +3,7 @@
 Background: liquids made by random insertion and run directly at T = 0.351
 (``glass.prepare_glass``) are still aging after 2000 LJ time units: the energy
 per atom falls as a + b ln t (b ~ -0.017) and tau_alpha grows with the age
-(/work/dev/crystallinity_report.md).  The paper quenches an *equilibrated*
+(resources/reference-paper/README.md, "Equilibration").  The paper quenches an *equilibrated*
 supercooled liquid at T = 0.351 = 1.132 T_g.
 
 Protocol (all LAMMPS work through the project's own code: ``glass.random_insertion``,
@@ -34,7 +34,7 @@ Equilibrium at T shows up as (i) pe(t) reaching a plateau (no ln t drift) and (i
 F_s(t_w, t_w + tau) and MSD becoming independent of t_w (stationarity); the first
 t_w after which they stop changing is the equilibration time.
 
-Output (``--out``, default /work/dev/equil/): ``trace_cold.parquet`` (rows = samples;
+Output (``--out``, required; a directory outside the work tree): ``trace_cold.parquet`` (rows = samples;
 columns time, pe_per_atom, temperature, pressure, and for each waiting time W
 ``fs_twW``, ``fs_S_twW``, ``fs_L_twW``, ``msd_twW`` as functions of time (tau = time - W),
 NaN outside the window), ``trace_hot.parquet`` (same columns for the hot phase) and
@@ -50,8 +50,8 @@ Run (one core, low priority, detached)::
 
     . /work/main/.venv/bin/activate
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 nohup setsid nice -n 19 \\
-        python /work/main/benchmarks/reference/equilibration_length.py --out /work/dev/equil \\
-        > /work/dev/equil/run.log 2>&1 &
+        python benchmarks/reference/equilibration_length.py --out /tmp/equil \\
+        > /tmp/equil.log 2>&1 &
 
 Quick check (a few tens of seconds)::
 
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dt", type=float, default=0.005)
     ap.add_argument("--tdamp", type=float, default=0.5, help="Nose-Hoover damping time")
     ap.add_argument("--write-every", type=float, default=500.0, help="checkpoint interval (time units at T)")
-    ap.add_argument("--out", default="/work/dev/equil", help="output directory")
+    ap.add_argument("--out", required=True, help="output directory (outside the work tree)")
     args = ap.parse_args(argv)
     hot_tw = args.hot_tw if args.hot_tw is not None else [0.0, 50.0, args.t_hot / 2]
     hot_tw = sorted(set(float(w) for w in hot_tw if w <= args.t_hot))
