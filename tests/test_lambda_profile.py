@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from epcal import fits
+from epcal import histograms as Hi
 from epcal import losses as Lo
 from epcal.lambda_profile import loss_profile, profile_minimum, scale_grid
 from epcal.refdir import read_reference
@@ -65,7 +66,7 @@ def test_scaled_increments_stay_quantized_and_match_the_scaled_process(setup):
         np.testing.assert_allclose(sur / q, np.rint(sur / q), atol=1e-9)
         truth = np.ceil(s * rng.gamma(2.0, 6.0, 40000)) * q  # an independent sample at lambda s
         other = np.ceil(s * rng.gamma(2.0, 6.0, 40000)) * q
-        t = Lo.HistogramTarget(truth, Lo.reference_bins(truth, 2000, q))
+        t = Hi.HistogramTarget(truth, Hi.reference_bins(truth, 2000, q))
         floor = t.loss(other)
         assert t.loss(sur) < floor + 0.01
         assert t.loss(m * q * s) > t.loss(sur) + 0.02

@@ -25,7 +25,7 @@ ENGINE = {"vecmath", "elastic", "slip", "dynamics", "athermal", "thermal", "prob
 DRIVERS = {"simulate", "bauschinger", "variant_search", "kernel_cache", "stages", "stages.common", "stages.twin", "stages.macro",
            "stages.meso", "stages.fit", "stages.temperature", "stages.optimum", "stages.slip_systems"}
 FIGURES = {"figures", "figure_data"}
-LOSSES_FITS = {"losses", "fits", "resampling", "lambda_profile"}
+LOSSES_FITS = {"losses", "histograms", "fits", "resampling", "lambda_profile"}
 IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}
 
 #: (module, imported) pairs and circles allowed for now, each with its reason (none left)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
+from epcal import histograms as Hi
 from epcal import losses as Lo
 from epcal import resampling as Rs
 from epcal.refdir import read_reference, read_reference_dir
@@ -75,7 +76,7 @@ def test_sigma_samples_follow_elastic_branches():
 def overlap(ep, ref, bins=None, max_n=2000):
     """L[P] through the pipeline's one implementation (HistogramTarget on the reference's bins)."""
     ref = np.asarray(ref, float)
-    return Lo.HistogramTarget(ref, bins or Lo.reference_bins(ref, max_n)).loss(ep)
+    return Hi.HistogramTarget(ref, bins or Hi.reference_bins(ref, max_n)).loss(ep)
 
 
 def test_identical_samples_zero_and_disjoint_one():
@@ -120,19 +121,19 @@ def test_binning_stable_under_resampling():
     rng = np.random.default_rng(7)
     ref = rng.normal(0, 1, 50_000)
     ep = rng.normal(0.3, 1.1, 20_000)
-    bins = Lo.reference_bins(ref)
+    bins = Hi.reference_bins(ref)
     base = overlap(ep, ref, bins)
     boots = [overlap(rng.choice(ep, ep.size), ref, bins) for _ in range(20)]
     assert np.std(boots) < 0.02
     assert abs(np.mean(boots) - base) < 0.03
     # the bins from a resampled reference are nearly the same (FD width varies like the IQR)
-    b2 = Lo.reference_bins(rng.choice(ref, ref.size))
+    b2 = Hi.reference_bins(rng.choice(ref, ref.size))
     assert b2.width == pytest.approx(bins.width, rel=0.05)
 
 
 def test_quantized_bins_hold_whole_quanta():
     q = G * DG
-    bins = Lo.reference_bins(np.random.default_rng(0).exponential(0.02, 5000), quantum=q)
+    bins = Hi.reference_bins(np.random.default_rng(0).exponential(0.02, 5000), quantum=q)
     m = round(bins.width / q)
     assert m >= 1 and bins.width == pytest.approx(m * q)
     vals = np.arange(0, 200) * q
@@ -252,8 +253,8 @@ def test_weighted_counts_equal_the_pooled_sample():
     ep_reps = [rng.normal(0.2, 1.2, rng.integers(50, 200)) for _ in range(5)]
     ref = np.concatenate(ref_units)
     unit = np.concatenate([np.full(len(u), i) for i, u in enumerate(ref_units)])
-    bins = Lo.reference_bins(ref)
-    t = Lo.HistogramTarget(ref, bins, unit, len(ref_units))
+    bins = Hi.reference_bins(ref)
+    t = Hi.HistogramTarget(ref, bins, unit, len(ref_units))
     vals = np.concatenate(ep_reps)
     rep = np.concatenate([np.full(len(r), i) for i, r in enumerate(ep_reps)])
     counts, off = t.replica_counts(vals, rep, np.arange(len(ep_reps)))
@@ -263,7 +264,7 @@ def test_weighted_counts_equal_the_pooled_sample():
     for b in range(4):
         ep_b = np.concatenate([np.tile(r, int(w)) for r, w in zip(ep_reps, W[b])])
         ref_b = np.concatenate([np.tile(u, int(v)) for u, v in zip(ref_units, V[b])])
-        assert L[b] == pytest.approx(Lo.HistogramTarget(ref_b, bins).loss(ep_b), abs=1e-12)
+        assert L[b] == pytest.approx(Hi.HistogramTarget(ref_b, bins).loss(ep_b), abs=1e-12)
     assert t.loss_from_counts(counts, off, np.ones((1, 5)), np.ones((1, 6)))[0] == pytest.approx(t.loss(vals), abs=1e-15)
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .losses import MACRO_OBS, macro_observables, reference_bins
+from .histograms import reference_bins
+from .losses import MACRO_OBS, macro_observables
 from .observables import loading_curve
 from .refdir import read_reference
 from .schema import DELTA_GAMMA, GAMMA_STATIONARY
