@@ -22,7 +22,8 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
 
     With ``propagate`` (default true) the scan is repeated (full ensemble only; column ``shift``)
     at the optimum moved by one error bar along k_hat, lam_hat and chi_hat, so that the optimum's
-    own uncertainty enters T_hat's (:func:`temperature_optimum`).
+    own uncertainty enters T_hat's (:func:`temperature_optimum`); all scans use the random streams
+    of the optimum's parameters (common random numbers).
 
     ``cfg`` keys: model, seed, T (grid), replicas, n_boot, R, alpha, stride, propagate.
     """
@@ -46,6 +47,9 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
         rows_a = select_probe(ref.probe, "quench", R, a, f"{ref.path}/probe.parquet")
         sums = meso_sums(rows_a, quantities=QUENCH_QUANTITIES, groups=units.unit_of(rows_a), n_groups=len(units.units))
         ref_mag[a] = magnitudes_from_sums(*sums, V["unit"])[:, keep]
+    # every scan draws the central scan's random streams (common random numbers): the change of
+    # T_hat under a shift is then the parameter's effect, not the difference of two noises
+    stream_key = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model).digest()
     shifts = [("none", 0.0)]
     if cfg.get("propagate", True):
         shifts += [(key, float(opt.get(f"{key}_err", np.nan))) for key in ("k_hat", "lam_hat", "chi_hat")]
@@ -61,7 +65,8 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
         sel = slice(None) if shift == "none" else slice(0, 1)  # shifted scans: the full ensemble only
         for T in grid_values(cfg["T"]):
             # the quenched state is probed before any loading; one strain step is the shortest run
-            ens = run(p, reps, cfg["seed"], gamma_max=1e-4, T_quench=float(T), probe=spec, threads=threads)
+            ens = run(p, reps, cfg["seed"], gamma_max=1e-4, T_quench=float(T), probe=spec, threads=threads,
+                      stream_key=stream_key)
             Ls, cols = [], {}
             for a in alphas:
                 rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table", exact_R=False)
