@@ -35,13 +35,18 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=str(ROOT / "config/config.yaml"), help="whose fit section is the estimator")
     ap.add_argument("--half-width", type=float, default=None)
     ap.add_argument("--interp", default=None)
+    ap.add_argument("--per-k", default=None, help="fit.per_k (default: the config's)")
+    ap.add_argument("--chi-half-width", type=float, default=None, help="fit.chi_half_width (default: the config's)")
+    ap.add_argument("--no-quench", action="store_true", help="k, lambda, chi only (no new quench scans)")
     a = ap.parse_args(argv)
     work, out = Path(a.workdir), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     fit_cfg = yaml.safe_load(Path(a.config).read_text())["fit"]
     hw = a.half_width if a.half_width is not None else fit_cfg["half_width"]
     interp = a.interp or fit_cfg["interp"]
-    print(f"fit: half_width {hw}, interp {interp}")
+    per_k = a.per_k or fit_cfg.get("per_k", "chi_profile")
+    chw = a.chi_half_width if a.chi_half_width is not None else fit_cfg.get("chi_half_width", 0.3)
+    print(f"fit: half_width {hw}, interp {interp}, per_k {per_k}, chi_half_width {chw}")
     rows = []
     for pt in json.loads((work / "points.json").read_text()):
         d = work / f"twin_{pt['index']:02d}"
@@ -50,7 +55,12 @@ def main(argv=None) -> int:
         cells = sorted((d / f"results/sweep/meso/l{l:g}").glob("k*.parquet"))
         if not cells:
             continue
-        opt = fits.fit_optimum(pd.concat([pd.read_parquet(c) for c in cells], ignore_index=True), hw, interp)
+        opt = fits.fit_optimum(pd.concat([pd.read_parquet(c) for c in cells], ignore_index=True), hw, interp,
+                               per_k, chw)
+        if a.no_quench:
+            o = opt.iloc[0]
+            rows.append({**pt, **{c: o[c] for c in o.index if c.split("_hat")[0] in PARAMS[:3]}})
+            continue
         scan_path = out / f"quench_{pt['index']:02d}.parquet"
         if not scan_path.exists():
             ref = read_reference(d / "results/reference/twin", validate=False, alphas=(0.0, 90.0))

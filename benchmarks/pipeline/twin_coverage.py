@@ -130,6 +130,8 @@ def summarize(rows: pd.DataFrame) -> str:
     lines = ["| parameter | n | bias (mean x_hat - x) | its s.e. | within 1 sigma | within 2 sigma | bounds |",
              "|---|---|---|---|---|---|---|"]
     for x in PARAMS:
+        if f"{x}_hat" not in rows:  # e.g. a re-fit of k, lambda, chi only
+            continue
         d = rows[np.isfinite(rows[f"{x}_hat"])]
         dev = d[f"{x}_hat"] - d[x]
         z = dev / d[f"{x}_hat_err"]
