@@ -21,7 +21,7 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     macro valley lambda*(chi) (lambda from the surrogate scan, :func:`valley_lambda`); plus the
     ``valley`` best true-ensemble candidates of the macro cell (points of the valley too, so the
     meso step explores chi without leaving the macro constraint).
-    ``lam_profile`` {min, max, num} (or absent): every candidate also gets its lambda profile
+    ``lam_profile`` {min, max, num, refine} (or absent): every candidate also gets its lambda profile
     (:mod:`epcal.lambda_profile`): columns ``lam_prof`` (lambda at the profile minimum, per
     bootstrap row), ``L_stat_prof`` and the other ``<loss>_prof``, ``prof_edge``.
     """
