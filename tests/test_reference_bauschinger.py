@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.lammps,
 
 @pytest.fixture(scope="module")
 def reloaded():
-    from epcal.reference.aqs import run_aqs
+    from epcal.reference.shear import run_aqs
     from epcal.reference.bauschinger import bauschinger_test
     from epcal.reference.glass import prepare_glass
 

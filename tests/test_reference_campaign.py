@@ -158,7 +158,7 @@ def test_shipped_campaign_pieces_follow_the_schema():
     recorded seed (derived from the campaign's base seed), has 10^4 atoms in the paper's box and its
     equilibration trace; AQS series, probe tables and checkpoints follow their contracts; the complete
     samples assemble into a reference directory that `epcal reference check` accepts."""
-    from epcal.reference import aqs
+    from epcal.reference import shear
     from epcal.reference.campaign import sample_pieces
     from epcal.reference.glass import sample_seed
     from epcal.schema import PROBE, check_table
@@ -183,7 +183,7 @@ def test_shipped_campaign_pieces_follow_the_schema():
             assert check_table(pd.read_parquet(f), PROBE, str(f)) == []
         ck = d / "checkpoints" / f"aqs_{r}.npz"
         if ck.exists():
-            st, step, rows, _ = aqs.resume(ck)
+            st, step, rows, _ = shear.resume(ck)
             assert st.n == conf["n_atoms"] and len(rows) == step + 1
     states = ["quench"] + [f"stationary_g{g:g}" for g in conf["stationary_gammas"]]
     if sample_pieces(SHIPPED / "samples", states):

@@ -60,7 +60,7 @@ def test_shear_modulus_against_the_paper(made):
 def test_stress_sign_and_elastic_branch(made):
     """sigma_xy = -pxy is positive and grows under positive simple shear; matches the numpy virial."""
     from epcal.reference import potential as pot
-    from epcal.reference.aqs import run_aqs
+    from epcal.reference.shear import run_aqs
 
     g, info = made
     df, st = run_aqs(g, 20, ftol=1e-8)
@@ -76,7 +76,7 @@ def test_stress_sign_and_elastic_branch(made):
 def test_extrapolated_guess_keeps_the_stress_accurate(made):
     """The fast AQS (first guess = previous non-affine displacement, loose ftol) tracks the tightly
     converged run within 1e-5 in stress on the same branch."""
-    from epcal.reference.aqs import run_aqs
+    from epcal.reference.shear import run_aqs
 
     g, _ = made
     fast, _ = run_aqs(g, 40, ftol=1e-4, extrapolate=True)
@@ -90,7 +90,7 @@ def test_extrapolated_guess_keeps_the_stress_accurate(made):
 def test_resume_from_checkpoint_is_the_same_run(made, tmp_path):
     """A run checkpointed every 5 steps restarts its LAMMPS instance at each checkpoint, exactly as
     a run resumed from one does: interrupted and resumed, it is the same run, bit for bit."""
-    from epcal.reference.aqs import resume, run_aqs
+    from epcal.reference.shear import resume, run_aqs
 
     g, _ = made
     full, _ = run_aqs(g, 30, ftol=1e-5, checkpoint=tmp_path / "full.npz", checkpoint_every=5)

@@ -55,7 +55,7 @@ def test_frozen_atoms_follow_the_affine_map_exactly(glass):
 @pytest.fixture(scope="module")
 def sheared(glass):
     """The glass after AQS to gamma = 0.12: many patches close to threshold in the forward direction."""
-    from epcal.reference.aqs import run_aqs
+    from epcal.reference.shear import run_aqs
 
     _, st = run_aqs(glass, 1200, ftol=1e-4)
     return st

@@ -77,7 +77,7 @@ def test_periodic_numba_kernels_match_energy_forces_hessian_and_lammps(glass):
 def test_newton_aqs_equals_cg_aqs(glass):
     """Same stress-strain curve (plastic events included) from the modified Newton relaxation and from CG,
     both to ftol 1e-8 (stress error of either ~1e-9)."""
-    from epcal.reference.aqs import run_aqs
+    from epcal.reference.shear import run_aqs
 
     cg, _ = run_aqs(glass, 150, ftol=1e-8, solver="cg")
     nw, _ = run_aqs(glass, 150, ftol=1e-8, solver="newton")
@@ -91,7 +91,8 @@ def test_newton_aqs_avalanche_path_equals_cg_aqs(glass):
     """The avalanche path of the quasi-Newton solver (plain L-BFGS until the energy stalls, then the
     preconditioned iteration with a fresh factorization), forced on every step that needs more than
     3 iterations: same stress-strain curve as CG, both to ftol 1e-8."""
-    from epcal.reference.aqs import AQS, run_aqs
+    from epcal.reference.aqs import AQS
+    from epcal.reference.shear import run_aqs
     from epcal.reference.engine import Lammps
 
     cg, _ = run_aqs(glass, 150, ftol=1e-8, solver="cg")

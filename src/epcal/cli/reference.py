@@ -9,6 +9,8 @@ Verbs (called by workflow/rules/reference.smk):
 * ``tables``   the reference directory (macro, macro_steps, probe, reference.yaml)
 * ``check``    validate any reference directory (e.g. a user's own MD tables)
 
+The campaign verbs (``collect``, ``restore``, ``assemble``, ``pressure-sensitivity``): :mod:`epcal.cli.campaign`.
+
 ``prepare``, ``shear`` and ``probe`` run as they are on one core, or under MPI
 (``mpirun -np N epcal reference ...``, ``srun -n N ...``): LAMMPS then spreads each
 instance over the N ranks (no mpi4py needed: LAMMPS initializes MPI), every rank
@@ -115,33 +117,9 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, help="reference directory")
     q.set_defaults(func=cmd_tables)
 
-    q = vs.add_parser("collect", help="copy a campaign's finished per-sample pieces and in-progress checkpoints "
-                      "into SAMPLES/<replica>/ (to commit them)")
-    q.add_argument("outdir", help="the campaign's reference.atomistic.outdir")
-    q.add_argument("samples", help="per-sample directory, e.g. resources/reference-paper/samples")
-    q.add_argument("--replicas", type=int, nargs="*", default=None)
-    q.set_defaults(func=cmd_collect)
+    from .campaign import register_verbs
 
-    q = vs.add_parser("restore", help="copy SAMPLES/<replica>/ back into a campaign outdir (resume on a new machine)")
-    q.add_argument("samples")
-    q.add_argument("outdir")
-    q.add_argument("--replicas", type=int, nargs="*", default=None)
-    q.set_defaults(func=cmd_restore)
-
-    q = vs.add_parser("assemble", help="the reference tables from the complete samples under SAMPLES")
-    q.add_argument("samples")
-    q.add_argument("--config", required=True, help="the campaign config (reference.atomistic: states, provenance)")
-    q.add_argument("--out", required=True, help="reference directory")
-    q.set_defaults(func=cmd_assemble)
-
-    q = vs.add_parser("pressure-sensitivity", help="alpha_p of variant B measured on a reference (A.8.2)",
-                      description="The slope of the local yield stress tau_c against the patch pressure "
-                                  "p = -(sxx_i + syy_i)/2, pooled within orientations, with a bootstrap error over "
-                                  "the samples (epcal.pressure_sensitivity).")
-    q.add_argument("dir", help="reference directory (probe.parquet)")
-    q.add_argument("--R", type=float, default=None, help="patch radius (default: the largest of the state's rows)")
-    q.add_argument("--state", default=None, help="probed state (default: every state of the table)")
-    q.set_defaults(func=cmd_pressure_sensitivity)
+    register_verbs(vs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -225,7 +203,7 @@ def _jd(o):
 
 def cmd_shear(args) -> int:
     from epcal.atomicio import copy_file
-    from epcal.reference import aqs
+    from epcal.reference import shear
     from epcal.reference.engine import State, is_root, world_size
     from epcal.schema import write_table
 
@@ -238,7 +216,7 @@ def cmd_shear(args) -> int:
             raise ValueError(f"--snapshot {g}: must lie strictly between 0 and --gamma-max {args.gamma_max}")
         snaps[k] = (ck.with_name(f"{ck.stem}.step{k}.npz"), Path(path))
     if ck.exists():
-        st, start, rows, u_prev = aqs.resume(ck)
+        st, start, rows, u_prev = shear.resume(ck)
         if is_root():
             print(f"resuming from step {start} ({ck})")
     else:
@@ -248,7 +226,7 @@ def cmd_shear(args) -> int:
         raise ValueError(f"{ck}: resumed at step {start}, but the snapshot(s) {', '.join(missing)} taken before it "
                          "are missing; delete the checkpoint to rerun from the start")
     t0 = time.perf_counter()
-    df, final = aqs.run_aqs(st, n_steps, dgamma=args.dgamma, ftol=args.ftol, replica=args.replica,
+    df, final = shear.run_aqs(st, n_steps, dgamma=args.dgamma, ftol=args.ftol, replica=args.replica,
                             start_step=start, checkpoint=ck, checkpoint_every=args.checkpoint_every,
                             snapshots={k: side for k, (side, _) in snaps.items() if k > start},
                             rows=rows, u_prev=u_prev, log=sys.stdout, solver=args.solver)
@@ -389,66 +367,4 @@ def cmd_tables(args) -> int:
                               bauschinger=bau, command=args.command, wall=wall)
     print(f"reference written to {args.out}: {ref['n_avalanches']} avalanches, "
           f"{ref['n_probe_tests']} probe tests, G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
-    return 0
-
-
-def _campaign_cfg(path) -> tuple[dict, list[str]]:
-    """(reference.atomistic config, probed-state names) of a campaign config file."""
-    import yaml
-
-    try:
-        cfg = yaml.safe_load(Path(path).read_text())["reference"]["atomistic"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: expected a config file with reference.atomistic ({exc})") from None
-    gammas = cfg.get("stationary_gammas", [cfg["gamma_max"]])
-    return cfg, ["quench"] + [f"stationary_g{float(g):g}" for g in gammas]
-
-
-def cmd_collect(args) -> int:
-    from epcal.reference.campaign import collect
-
-    changed = collect(args.outdir, args.samples, args.replicas)
-    print(f"{len(changed)} file(s) updated under {args.samples}")
-    for p in changed:
-        print(f"  {p}")
-    return 0
-
-
-def cmd_restore(args) -> int:
-    from epcal.reference.campaign import restore
-
-    written = restore(args.samples, args.outdir, args.replicas)
-    print(f"{len(written)} file(s) restored into {args.outdir}")
-    return 0
-
-
-def cmd_assemble(args) -> int:
-    from epcal.reference.assemble import assemble_samples
-
-    cfg, states = _campaign_cfg(args.config)
-    ref = assemble_samples(args.samples, cfg, args.out, states,
-                           command=f"epcal reference assemble {args.samples} --config {args.config} --out {args.out}")
-    print(f"reference written to {args.out}: {ref['n_samples']} samples ({', '.join(map(str, ref['provenance']['seeds']))}), "
-          f"{ref['n_avalanches']} avalanches, {ref['n_probe_tests']} probe tests, "
-          f"G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
-    return 0
-
-
-def cmd_pressure_sensitivity(args) -> int:
-    import pandas as pd
-
-    from epcal.pressure_sensitivity import PAPER_ALPHA_P, pressure_sensitivity
-
-    path = Path(args.dir) / "probe.parquet"
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
-    probe = pd.read_parquet(path)
-    states = [args.state] if args.state else sorted(probe["state"].astype(str).unique())
-    for state in states:
-        rows = probe[probe["state"].astype(str) == state]
-        R = float(args.R) if args.R is not None else float(rows["R"].max())
-        m = pressure_sensitivity(probe, R, state, source=str(path))
-        print(f"{state:>12s} R = {R:g}: alpha_p = {m['alpha_p']:.4f} +- {m['alpha_p_err']:.4f} "
-              f"({m['n_samples']} samples, {m['n_rows']} tests; patch p = {m['p_mean']:.3f}, std {m['p_std']:.3f}; "
-              f"paper {PAPER_ALPHA_P})")
     return 0
