@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from ..params import BULK_MODULUS, DOMAIN_LENGTH, SHEAR_MODULUS
+from .options import float_list, int_list, parse_snapshots
 
 
 def _model_options(p: argparse.ArgumentParser, full: bool = True) -> None:
@@ -142,34 +143,13 @@ def _cmd_quench(args) -> int:
     return 0
 
 
-def _parse_snapshots(text, gamma_max: float):
-    """--snapshots: 'quench' and/or strains in [0, gamma_max] (a later strain is never reached)."""
-    if not text:
-        return ()
-    out = []
-    for tok in text.split(","):
-        tok = tok.strip()
-        if tok == "quench":
-            out.append(tok)
-            continue
-        try:
-            g = float(tok)
-        except ValueError:
-            raise ValueError(f"--snapshots {text!r}: {tok!r} is neither 'quench' nor a strain") from None
-        if not 0 <= g <= gamma_max:
-            raise ValueError(f"--snapshots {text!r}: strain {g:g} is outside [0, --gamma-max {gamma_max:g}] "
-                             "(the run never reaches it)")
-        out.append(g)
-    return tuple(out)
-
-
 def _cmd_aqs(args) -> int:
     from ..observables import macro_summary
     from ..schema import MACRO
     from ..simulate import run_ensemble
 
     params = _params(args)
-    snaps = _parse_snapshots(args.snapshots, args.gamma_max)
+    snaps = parse_snapshots(args.snapshots, args.gamma_max)
     if "quench" in snaps and args.T is None:
         raise ValueError("--snapshots quench needs --T (the KMC quench temperature)")
     t0 = time.perf_counter()
@@ -208,8 +188,8 @@ def _cmd_probe(args) -> int:
     for col in ("replica", "label", "element", "theta", "tau_c"):
         if col not in df.columns:
             raise ValueError(f"{args.states}: column '{col}' missing (expected an epcal state table)")
-    n_list = _int_list(args.n, "--n")
-    alpha = _float_list(args.alpha, "--alpha")
+    n_list = int_list(args.n, "--n")
+    alpha = float_list(args.alpha, "--alpha")
     for n in n_list:
         if not 1 <= n <= params.L:
             raise ValueError(f"--n {n}: patch larger than the lattice (L_EP = {params.L}) or < 1")
@@ -265,7 +245,7 @@ def _cmd_rms(args) -> int:
     from ..schema import MACRO, read_table
 
     df = read_table(args.macro, MACRO)
-    windows = _float_list(args.windows, "--windows")
+    windows = float_list(args.windows, "--windows")
     r = rms_deviation(df, windows, gamma_min=args.gamma_min)
     if args.out:
         from .. import code_version
@@ -286,7 +266,7 @@ def _cmd_size_scaling(args) -> int:
 
     base = _params(args)
     rows = []
-    for L in _int_list(args.sizes, "--sizes"):
+    for L in int_list(args.sizes, "--sizes"):
         p = dataclasses.replace(base, L=L).validate()
         ens = run_ensemble(p, range(args.first_replica, args.first_replica + args.replicas), seed=args.seed,
                            variant=_variant(args),
@@ -303,33 +283,6 @@ def _cmd_size_scaling(args) -> int:
     if args.out:
         _write(df, args.out, _meta(args, base, sizes=args.sizes, exponent=slope))
     return 0
-
-
-def _int_list(text, key):
-    """'8', '1-8' or '2,4,8' -> integers; an empty range (8-1) is an error naming ``key``."""
-    try:
-        out = []
-        for tok in str(text).split(","):
-            if "-" in tok.strip()[1:]:
-                lo, hi = (int(v) for v in tok.split("-"))
-                if hi < lo:
-                    raise ValueError(f"{key} {text!r}: the range {tok.strip()} is empty (expected low-high with "
-                                     "low <= high)")
-                out += list(range(lo, hi + 1))
-            else:
-                out.append(int(tok))
-        return out
-    except ValueError as exc:
-        if str(exc).startswith(key):
-            raise
-        raise ValueError(f"{key} {text!r}: expected integers like '8' or '1-8' or '2,4,8'") from None
-
-
-def _float_list(text, key):
-    try:
-        return [float(t) for t in str(text).split(",")]
-    except ValueError:
-        raise ValueError(f"{key} {text!r}: expected comma separated numbers") from None
 
 
 def register(sub) -> None:
