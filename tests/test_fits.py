@@ -134,11 +134,21 @@ def test_fit_missing_columns():
 
 
 def test_temperature_optimum_propagates_the_optimum_error():
-    """T_hat_err_opt = sqrt(d^T C d): d the T_hat shifts of the one-error-bar scans, C the optimum's
-    correlations; fully anti-correlated k and lambda shifts of +0.02 and +0.01 give 0.01."""
-    from epcal.stages.temperature import temperature_optimum
+    """T_hat_err_opt from the scans along the principal axes of the optimum's covariance is exact for
+    a T_hat linear in (k, lambda, chi): sqrt(g^T C g), whatever the correlations (k and lambda
+    anti-correlated -0.97 here, as along the calibration's valley); the axes reproduce C."""
+    from epcal.stages.temperature import principal_shifts, temperature_optimum
 
     T = np.round(np.arange(0.05, 0.5001, 0.05), 2)
+    opt = pd.Series({"k_hat_err": 0.3, "lam_hat_err": 0.2, "chi_hat_err": 0.1, "corr_k_hat_lam_hat": -0.97,
+                     "corr_k_hat_chi_hat": 0.4, "corr_lam_hat_chi_hat": -0.5})
+    sd = np.array([0.3, 0.2, 0.1])
+    R = np.array([[1.0, -0.97, 0.4], [-0.97, 1.0, -0.5], [0.4, -0.5, 1.0]])
+    C = R * np.outer(sd, sd)
+    shifts = principal_shifts(opt, log=lambda *a: None)
+    plus = np.array([v for name, v in shifts if name.endswith("+")])
+    np.testing.assert_allclose(plus.T @ plus, C, atol=1e-12)
+    g = np.array([0.2, 0.5, -0.3])  # dT_hat / d(k, lambda, chi)
 
     def rows(T0, shift, boots):
         out = []
@@ -149,13 +159,12 @@ def test_temperature_optimum_propagates_the_optimum_error():
                                      "mean_tau_c_a0": 1.0 + (T - t0), "ref_mean_tau_c_a0": 1.0,
                                      "std_tau_c_a0": 2.0 * (1.0 - 3 * (T - t0)), "ref_std_tau_c_a0": 2.0}))
         return out
-    scan = pd.concat(rows(0.22, "none", [-1, 0, 1, 2, 3]) + rows(0.24, "k_hat", [-1]) + rows(0.23, "lam_hat", [-1])
-                     + rows(0.22, "chi_hat", [-1]), ignore_index=True)
-    out = temperature_optimum(scan, 0.1, {"corr_k_hat_lam_hat": -1.0, "corr_k_hat_chi_hat": 0.0,
-                                          "corr_lam_hat_chi_hat": 0.0})
+    scan = pd.concat(rows(0.22, "none", [-1, 0, 1, 2, 3]) + [r for name, v in shifts
+                                                              for r in rows(0.22 + g @ v, name, [-1])], ignore_index=True)
+    out = temperature_optimum(scan, 0.1)
     assert out["T_hat"] == pytest.approx(0.22, abs=1e-3)
-    assert out["T_hat_err_opt"] == pytest.approx(0.01, abs=1e-3)
+    assert out["T_hat_err_opt"] == pytest.approx(np.sqrt(g @ C @ g), rel=0.02)
     assert out["T_hat_err_scan"] == pytest.approx(np.std([0.22, 0.221, 0.222, 0.223]), abs=5e-4)
-    assert out["T_hat_err"] == pytest.approx(np.hypot(out["T_hat_err_scan"], 0.01))
-    uncorrelated = temperature_optimum(scan, 0.1, {})
-    assert uncorrelated["T_hat_err_opt"] == pytest.approx(np.hypot(0.02, 0.01), abs=1e-3)
+    assert out["T_hat_err"] == pytest.approx(np.hypot(out["T_hat_err_scan"], out["T_hat_err_opt"]))
+    one_sided = temperature_optimum(scan[~scan["shift"].astype(str).str.endswith("-")], 0.1)
+    assert one_sided["T_hat_err_opt"] == pytest.approx(np.sqrt(g @ C @ g), rel=0.02)

@@ -8,6 +8,7 @@ from ..resampling import ReferenceUnits, bootstrap_weights, resample_design
 from ..losses import (magnitudes_from_sums, meso_sums, QUENCH_MAGNITUDES,
                       QUENCH_QUANTITIES, Reference, relative_loss,
                       resolve_radius, select_probe)
+from ..fits import OPTIMUM_KEYS
 from ..params import model_params, resolve_model
 from .common import grid_values, probe_spec, ref_boot_seed, run
 
@@ -21,9 +22,14 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
     from them (:func:`epcal.fits.fit_temperature_magnitudes`).
 
     With ``propagate`` (default true) the scan is repeated (full ensemble only; column ``shift``)
-    at the optimum moved by one error bar along k_hat, lam_hat and chi_hat, so that the optimum's
-    own uncertainty enters T_hat's (:func:`temperature_optimum`); all scans use the random streams
-    of the optimum's parameters (common random numbers).
+    at the optimum moved by plus and minus one standard deviation along each principal axis of the
+    covariance of (k_hat, lam_hat, chi_hat) (the joint bootstrap's errors and ``corr_*``; columns
+    ``shift_k``, ``shift_lam``, ``shift_chi``), so that the optimum's own uncertainty enters T_hat's
+    (:func:`temperature_optimum`).  The axes keep the shifted points inside the optimum's error
+    ellipsoid: k and lambda are anti-correlated (-0.93 ... -0.99) along the valley, and k moved
+    alone by its error bar leaves the valley, where T_hat moves far more than it does between
+    bootstrap optima.  All scans use the random streams of the optimum's parameters (common random
+    numbers).
 
     ``cfg`` keys: model, seed, T (grid), replicas, n_boot, R, alpha, stride, propagate.
     """
@@ -50,15 +56,15 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
     # every scan draws the central scan's random streams (common random numbers): the change of
     # T_hat under a shift is then the parameter's effect, not the difference of two noises
     stream_key = model_params(opt["l"], opt["k_hat"], opt["lam_hat"], opt["chi_hat"], model).digest()
-    shifts = [("none", 0.0)]
+    shifts = [("none", np.zeros(3))]
     if cfg.get("propagate", True):
-        shifts += [(key, float(opt.get(f"{key}_err", np.nan))) for key in ("k_hat", "lam_hat", "chi_hat")]
+        shifts += principal_shifts(opt, log)
     rows = []
     for shift, d in shifts:
-        if shift != "none" and not (np.isfinite(d) and d > 0):
-            log(f"quench-temperature: {shift} has no error bar; not propagated")
+        at = {key: float(opt[key]) + float(d[i]) for i, key in enumerate(OPTIMUM_KEYS)}
+        if min(at.values()) <= 0:
+            log(f"quench-temperature: shift {shift} reaches a non-positive parameter {at}; not scanned")
             continue
-        at = {key: float(opt[key]) + (d if key == shift else 0.0) for key in ("k_hat", "lam_hat", "chi_hat")}
         p = model_params(opt["l"], at["k_hat"], at["lam_hat"], at["chi_hat"], model)
         n = p.patch_size(R)
         spec = probe_spec([n], alphas, ("quench",), cfg.get("stride", 1))
@@ -77,9 +83,33 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
                     cols[f"ref_{m}_a{a:g}"] = ref_mag[a][sel, i]
             L = np.concatenate(Ls, axis=1).mean(axis=1)
             rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": boot[sel], "resample": labels[sel],
-                                      "shift": shift, "shift_by": d, "L_quench": L, **cols}))
+                                      "shift": shift, "shift_k": d[0], "shift_lam": d[1], "shift_chi": d[2],
+                                      "L_quench": L, **cols}))
             log(f"l={opt['l']} T={T:.4g} [{shift}] L_quench={L[0]:.4f}")
     return pd.concat(rows, ignore_index=True)
+
+
+def principal_shifts(opt: pd.Series, log=print) -> list[tuple[str, np.ndarray]]:
+    """("axis<i>+" / "axis<i>-", shift of (k_hat, lam_hat, chi_hat)): plus and minus the square root
+    of each positive eigenvalue of the optimum's covariance (errors ``<key>_err``, correlations
+    ``corr_<a>_<b>``) along its eigenvector; a parameter without a finite positive error is held."""
+    err = np.array([float(opt.get(f"{key}_err", np.nan)) for key in OPTIMUM_KEYS])
+    ok = np.isfinite(err) & (err > 0)
+    for key in np.array(OPTIMUM_KEYS)[~ok]:
+        log(f"quench-temperature: {key} has no error bar; not propagated")
+    C = np.diag(np.where(ok, err, 0.0) ** 2)
+    for i, a in enumerate(OPTIMUM_KEYS):
+        for j, b in enumerate(OPTIMUM_KEYS):
+            if i < j and ok[i] and ok[j]:
+                rho = float(opt.get(f"corr_{a}_{b}", 0.0))
+                C[i, j] = C[j, i] = (rho if np.isfinite(rho) else 0.0) * err[i] * err[j]
+    e, V = np.linalg.eigh(C)
+    out = []
+    for i in np.argsort(e)[::-1]:
+        if e[i] > 1e-12 * max(float(e.max()), 1e-300):
+            v = np.sqrt(e[i]) * V[:, i]
+            out += [(f"axis{len(out) // 2}+", v), (f"axis{len(out) // 2}-", -v)]
+    return out
 
 
 def _scan_magnitudes(g: pd.DataFrame):
@@ -89,16 +119,17 @@ def _scan_magnitudes(g: pd.DataFrame):
     return ep, [f"ref_{c}" for c in ep]
 
 
-def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1, corr: dict | None = None) -> dict:
+def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1) -> dict:
     """T_hat (with its bound status, :mod:`epcal.fits`) and its errors from a quench scan.
 
     ``T_hat_err_epm`` / ``T_hat_err_ref``: the scan's bootstrap rows resampling one side;
-    ``T_hat_err_opt``: the optimum's error propagated linearly, sqrt(d^T C d), d_i the change of
-    T_hat when optimum parameter i moves by its error bar (the ``shift`` scans) and C their
-    correlations over the joint bootstrap rows (``corr``: corr_<a>_<b> of the fit table);
-    ``T_hat_err`` = sqrt(joint scan error^2 + T_hat_err_opt^2).
+    ``T_hat_err_opt``: the optimum's error propagated, sqrt(sum_i d_i^2), d_i half the change of
+    T_hat between the scans at plus and minus one standard deviation along principal axis i of
+    the optimum's covariance (the ``axis<i>+/-`` shifts of :func:`quench_temperature`; one-sided
+    where only one of the two was scanned); ``T_hat_err`` = sqrt(joint scan error^2 +
+    T_hat_err_opt^2).
     """
-    from ..fits import OPTIMUM_KEYS, bootstrap_errors, fit_temperature_magnitudes
+    from ..fits import bootstrap_errors, fit_temperature_magnitudes
 
     if "shift" not in scan:
         scan = scan.assign(shift="none")
@@ -113,14 +144,15 @@ def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1, corr
     kinds = dict(zip(base["boot"].to_numpy(int).tolist(), base["resample"].astype(str).tolist()))
     out = {"T_hat": per[-1]["T_hat"], "T_hat_status": per[-1]["T_hat_status"], "L_quench": per[-1]["L_quench"]}
     errs = bootstrap_errors(per, kinds, ("T_hat",))
-    d = np.array([fit_rows(scan[(scan["shift"] == key) & (scan["boot"] == -1)])["T_hat"] - out["T_hat"]
-                  if ((scan["shift"] == key) & (scan["boot"] == -1)).any() else 0.0 for key in OPTIMUM_KEYS])
-    C = np.eye(len(OPTIMUM_KEYS))
-    for i, a in enumerate(OPTIMUM_KEYS):
-        for j, b in enumerate(OPTIMUM_KEYS):
-            if i < j:
-                C[i, j] = C[j, i] = float((corr or {}).get(f"corr_{a}_{b}", 0.0))
-    out["T_hat_err_opt"] = float(np.sqrt(max(d @ C @ d, 0.0)))
+    shifted = {str(sh): fit_rows(g)["T_hat"] for sh, g in scan[(scan["shift"] != "none") & (scan["boot"] == -1)]
+               .groupby("shift")}
+    axes = sorted({sh[:-1] for sh in shifted if sh.startswith("axis")})
+    d = []
+    for ax in axes:
+        up, down = shifted.get(ax + "+"), shifted.get(ax + "-")
+        d.append((up - down) / 2 if up is not None and down is not None
+                 else (up - out["T_hat"]) if up is not None else (out["T_hat"] - down))
+    out["T_hat_err_opt"] = float(np.sqrt(np.sum(np.square(d)))) if d else 0.0
     out["T_hat_err_scan"] = errs["T_hat_err"]
     out["T_hat_err"] = float(np.hypot(errs["T_hat_err"], out["T_hat_err_opt"]))
     out["T_hat_err_epm"], out["T_hat_err_ref"] = errs["T_hat_err_epm"], errs["T_hat_err_ref"]
@@ -130,11 +162,10 @@ def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1, corr
 def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame], T_half_width: float | None = 0.1) -> pd.DataFrame:
     """The final table: fit per l plus the KMC temperature per l."""
     opt = pd.concat(fits, ignore_index=True)
-    corr = {round(float(r["l"]), 6): {c: r[c] for c in opt.columns if c.startswith("corr_")} for _, r in opt.iterrows()}
     Ts = {}
     for s in scans:
         for l, g in s.groupby("l"):
-            Ts[round(float(l), 6)] = temperature_optimum(g, T_half_width, corr.get(round(float(l), 6)))
+            Ts[round(float(l), 6)] = temperature_optimum(g, T_half_width)
     for col in ("T_hat", "T_hat_err", "T_hat_err_epm", "T_hat_err_ref", "T_hat_err_opt", "T_hat_err_scan", "L_quench"):
         opt[col] = [Ts.get(round(float(l), 6), {}).get(col, float("nan")) for l in opt["l"]]
     opt["T_hat_status"] = [Ts.get(round(float(l), 6), {}).get("T_hat_status", "not_calibrated") for l in opt["l"]]
