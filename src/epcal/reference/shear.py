@@ -50,19 +50,19 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
         aqs._u_prev = None if u_prev is None or len(u_prev) != state.n else np.asarray(u_prev, float)
         aqs._u_prev2 = None if u_prev2 is None or len(u_prev2) != state.n else np.asarray(u_prev2, float)
         t_last = time.perf_counter()
-        for k in range(start_step + 1, n_steps + 1):
+        for step in range(start_step + 1, n_steps + 1):
             r = aqs.step()
-            rows.append({"replica": replica, "step": k, "gamma_ext": k * dgamma, **r})
-            if k in snapshots:
+            rows.append({"replica": replica, "step": step, "gamma_ext": step * dgamma, **r})
+            if step in snapshots:
                 st = lmp.state()  # collective (gather): every rank calls it
-                path = snapshots.pop(k)
+                path = snapshots.pop(step)
                 if root:
-                    st.save(path, step=k, gamma=k * dgamma)
-            if checkpoint is not None and (k % checkpoint_every == 0 or k == n_steps):
+                    st.save(path, step=step, gamma=step * dgamma)
+            if checkpoint is not None and (step % checkpoint_every == 0 or step == n_steps):
                 st = lmp.state()
                 if root:
-                    save_checkpoint(checkpoint, st, k, rows, (aqs._u_prev, aqs._u_prev2))
-                if k < n_steps:
+                    save_checkpoint(checkpoint, st, step, rows, (aqs._u_prev, aqs._u_prev2))
+                if step < n_steps:
                     # go on exactly as a run resumed from this checkpoint: a new LAMMPS instance made
                     # from the saved state, the solver without its stored factorization and pair list
                     lmp.close()
@@ -71,7 +71,7 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
                     aqs.reset_solver()
             if log is not None and time.perf_counter() - t_last > 30:
                 t_last = time.perf_counter()
-                print(f"step {k}/{n_steps} gamma={k * dgamma:.4f} sxy={r['sxy']:.4f} "
+                print(f"step {step}/{n_steps} gamma={step * dgamma:.4f} sxy={r['sxy']:.4f} "
                       f"it={r['iterations']} {r['seconds'] * 1e3:.1f} ms", file=log, flush=True)
         final = lmp.state()
     finally:
