@@ -136,3 +136,21 @@ def _fill_vs_single(state1, state2, n):
 def test_block_fill_is_the_same_stream():
     a, b = _fill_vs_single(make_rng_state(3, 4), make_rng_state(3, 4), 1001)
     assert np.array_equal(a, b)
+
+
+@given(st.floats(-4.0, 4.0), st.floats(-3.0, 3.0), st.floats(-3.0, 3.0), st.floats(-3.0, 3.0))
+@settings(max_examples=60, deadline=None)
+def test_resolved_shear_is_the_contraction_with_M(theta, sxx, syy, sxy):
+    """tau = M(theta) : Sigma, the same formula on the engine's and the atoms' side (epcal.tensors):
+    the 3-vector and 2x2 forms of M agree, tau(theta + pi/2) = -tau(theta), and the largest tau over
+    theta is the radius of Mohr's circle sqrt(((syy - sxx) / 2)^2 + sxy^2)."""
+    from epcal.tensors import resolved_shear, slip_matrix
+
+    sig = np.array([sxx, syy, sxy])
+    M = slip_tensor(theta)
+    assert resolved_shear(sig, theta) == pytest.approx(float(ddot(M, sig)), abs=1e-12)
+    assert np.allclose(slip_matrix(theta), [[M[0], M[2]], [M[2], M[1]]])
+    assert resolved_shear(sig, theta + np.pi / 2) == pytest.approx(-resolved_shear(sig, theta), abs=1e-12)
+    grid = np.linspace(0, np.pi, 2001)
+    tmax = max(resolved_shear(sig, t) for t in grid)
+    assert tmax == pytest.approx(np.hypot((syy - sxx) / 2, sxy), abs=1e-5)

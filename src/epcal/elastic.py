@@ -4,7 +4,7 @@ Tensor convention (stated once, used everywhere): symmetric 2x2 tensors are
 stored as 3-vectors of *tensor components* ``(t_xx, t_yy, t_xy)`` -- never the
 engineering shear 2 eps_xy.  The double contraction is therefore
 ``A:B = A_xx B_xx + A_yy B_yy + 2 A_xy B_xy = A @ W @ B`` with ``W = diag(1, 1, 2)``
-(:func:`ddot`).  The isotropic stiffness ``sigma = (B - G) tr(eps) I + 2 G eps``
+(:func:`epcal.tensors.ddot`).  The isotropic stiffness ``sigma = (B - G) tr(eps) I + 2 G eps``
 is the 3x3 matrix :func:`stiffness` acting on such vectors.
 
 A *kernel* maps a plastic strain (3-vector) in one element to the stress change
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .tensors import ddot, slip_tensor  # noqa: F401 (the engine's names for them)
+
 #: contraction weights for tensor-component 3-vectors, A:B = A @ W @ B
 W = np.diag([1.0, 1.0, 2.0])
 _GAUSS = 1.0 / np.sqrt(3.0)
@@ -35,18 +37,6 @@ CORNERS = np.array([(0, 0), (1, 0), (1, 1), (0, 1)])
 def stiffness(G: float, B: float) -> np.ndarray:
     """Isotropic 2D stiffness C on tensor-component vectors: sigma = C @ eps."""
     return np.array([[B + G, B - G, 0.0], [B - G, B + G, 0.0], [0.0, 0.0, 2.0 * G]])
-
-
-def ddot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Double contraction A:B of tensor-component vectors (last axis of length 3)."""
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + 2.0 * a[..., 2] * b[..., 2]
-
-
-def slip_tensor(theta) -> np.ndarray:
-    """M(theta) of Eq. (3) as tensor-component vectors, shape (..., 3)."""
-    theta = np.asarray(theta, dtype=float)
-    s, c = np.sin(2 * theta), np.cos(2 * theta)
-    return 0.5 * np.stack([-s, s, c], axis=-1)
 
 
 # ----------------------------------------------------------------- Q4 element

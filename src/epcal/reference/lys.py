@@ -53,19 +53,18 @@ import numpy as np
 
 from . import potential as pot
 from ..observables import von_mises
+from ..tensors import resolved_shear, slip_matrix
 from .engine import Lammps, State, min_image
 
 
 def m_tensor(alpha_deg: float) -> np.ndarray:
-    a = math.radians(alpha_deg)
-    s, c = math.sin(2 * a), math.cos(2 * a)
-    return 0.5 * np.array([[-s, c], [c, s]])
+    """M(alpha) as a 2x2 matrix (:func:`epcal.tensors.slip_matrix`), alpha in degrees."""
+    return slip_matrix(math.radians(alpha_deg))
 
 
 def resolved(stress: np.ndarray, alpha_deg: float) -> float:
-    """tau = M(alpha) : Sigma for stress = (sxx, syy, sxy)."""
-    a = math.radians(alpha_deg)
-    return 0.5 * math.sin(2 * a) * (stress[1] - stress[0]) + math.cos(2 * a) * stress[2]
+    """tau = M(alpha) : Sigma for stress = (sxx, syy, sxy), alpha in degrees."""
+    return resolved_shear(stress, math.radians(alpha_deg))
 
 
 def grid_centres(lx: float, ly: float, spacing: float) -> np.ndarray:
