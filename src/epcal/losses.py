@@ -140,9 +140,8 @@ def magnitudes_from_sums(n, s1, s2, weights: np.ndarray) -> np.ndarray:
 
     The std estimates the population's: the pooled variance of n correlated rows is low by the
     variance of their mean, E[s^2] = sigma^2 - Var(mean), and the patches of one unit share its
-    macroscopic state, so Var(mean) is that of the unit means / (number of units), not sigma^2 / n
-    (16 replicas gave std(tau_i) 1.6 % below 48 of the same model: an ensemble-size bias that pulls
-    a calibration towards wherever its std matches).  Var(mean) is estimated from the spread of
+    macroscopic state, so Var(mean) is that of the unit means / (number of units), not sigma^2 / n:
+    without it, ensembles of different sizes differ in their std.  Var(mean) is estimated from the spread of
     the unit sums around the mean (the ratio-mean estimator of cluster sampling, factor
     U / (U - 1) with U the weighted number of units that have rows; no correction for U <= 1).
     """
@@ -153,7 +152,8 @@ def magnitudes_from_sums(n, s1, s2, weights: np.ndarray) -> np.ndarray:
         m = (w @ s1) / N
         v = (w @ s2) / N - m * m
         spread = w @ (s1 * s1) - 2.0 * m * (w @ (s1 * n)) + m * m * (w @ (n * n))  # sum_u w_u (s1_u - m n_u)^2
-        var_mean = np.where(U > 1, U / np.where(U > 1, U - 1.0, 1.0), 0.0) * spread / (N * N)
+        factor = np.divide(U, U - 1.0, out=np.zeros_like(U), where=U > 1)
+        var_mean = factor * spread / (N * N)
         v = np.maximum(v + np.maximum(var_mean, 0.0), 0.0)
     out = np.empty((w.shape[0], 2 * s1.shape[1]))
     out[:, 0::2] = m

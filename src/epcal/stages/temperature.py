@@ -26,8 +26,8 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
     covariance of (k_hat, lam_hat, chi_hat) (the joint bootstrap's errors and ``corr_*``; columns
     ``shift_k``, ``shift_lam``, ``shift_chi``), so that the optimum's own uncertainty enters T_hat's
     (:func:`temperature_optimum`).  The axes keep the shifted points inside the optimum's error
-    ellipsoid: k and lambda are anti-correlated (-0.93 ... -0.99) along the valley, and k moved
-    alone by its error bar leaves the valley, where T_hat moves far more than it does between
+    ellipsoid: k and lambda are strongly anti-correlated along the valley, and k moved alone by
+    its error bar leaves the valley, where T_hat moves far more than it does between
     bootstrap optima.  All scans use the random streams of the optimum's parameters (common random
     numbers).
 
