@@ -75,6 +75,7 @@ def test_variant_B_alpha_p_auto():
     ref = SimpleNamespace(probe=synthetic_probe(n_samples=5), path="ref")
     a, info = resolve_alpha_p({"alpha_p": "auto", "seed": 1}, ref, 30.0, logs.append)
     assert info["alpha_p_source"] == "reference" and a == pytest.approx(0.3, abs=0.05)
+    assert 0 < info["alpha_p_err"] < 0.05 and info["alpha_p_n_samples"] == 5  # recorded under its own name
     assert "measured on the reference" in logs[-1]
     ref2 = SimpleNamespace(probe=synthetic_probe(n_samples=2), path="ref")
     a, info = resolve_alpha_p({"alpha_p": "auto", "seed": 1}, ref2, 30.0, logs.append)

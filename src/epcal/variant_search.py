@@ -92,8 +92,9 @@ def resolve_alpha_p(cfg: dict, ref: Reference, R: float, log=print) -> tuple[flo
     if m["n_samples"] >= 3 and np.isfinite(m["alpha_p_err"]):
         log(f"variant B: alpha_p = {m['alpha_p']:.4g} +- {m['alpha_p_err']:.2g} measured on the reference "
             f"(tau_c against p, R = {R:g}, stationary, {m['n_samples']} samples)")
-        return float(m["alpha_p"]), {"alpha_p_source": "reference", **{f"alpha_p_{k}": v for k, v in m.items()
-                                                                        if k != "alpha_p"}}
+        return float(m["alpha_p"]), {"alpha_p_source": "reference",
+                                     **{k if k.startswith("alpha_p") else f"alpha_p_{k}": v
+                                        for k, v in m.items() if k != "alpha_p"}}
     log(f"variant B: alpha_p = {PAPER_ALPHA_P} (A.8.2's value): the reference has {m['n_samples']} sample(s) at "
         f"R = {R:g}, too few to measure it (it would give {m['alpha_p']:.3g} without an error)")
     return PAPER_ALPHA_P, {"alpha_p_source": "paper", "alpha_p_measured": m["alpha_p"],
