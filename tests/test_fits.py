@@ -31,6 +31,56 @@ def test_parabola_edge_and_concave():
     assert not f.convex and f.k_hat == 2.0
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1.5, 2.5), st.floats(0.05, 2.0), st.floats(-0.3, 0.3), st.floats(0.0, 0.5))
+def test_cubic_recovers_the_minimum_of_an_asymmetric_valley(k0, c, skew, L0):
+    """A valley L0 + c (k - k0)^2 + d (k - k0)^3 (d = skew c: asymmetric, locally convex over the
+    window): the cubic's k_hat is exact, the parabola's vertex moves by -1.7 (d / c) step^2 to first
+    order (5 points of a symmetric window: sum x^4 / sum x^2 = 3.4 step^2)."""
+    k = np.round(np.arange(1.0, 3.0001, 0.25), 2)
+    d = skew * c
+    L = L0 + c * (k - k0) ** 2 + d * (k - k0) ** 3
+    f = fits.fit_cubic(k, L, half_width=0.5)
+    assert f.status == "estimate" and f.convex
+    assert f.k_hat == pytest.approx(k0, abs=1e-7)
+    assert f.L_hat == pytest.approx(L0, abs=1e-9)
+    kk = np.linspace(f.k_lo, f.k_hi, 9)
+    assert np.allclose(f.a + f.b * kk + f.c * kk ** 2 + f.d * kk ** 3, L0 + c * (kk - k0) ** 2 + d * (kk - k0) ** 3)
+
+
+def test_parabola_bias_on_a_skewed_valley_is_the_predicted_one():
+    k = np.round(np.arange(1.0, 3.0001, 0.25), 2)
+    c, d = 0.4, -0.004  # small skew: first order holds; vertex on a grid point, symmetric window
+    L = 0.1 + c * (k - 2.0) ** 2 + d * (k - 2.0) ** 3
+    p = fits.fit_parabola(k, L, 0.5)
+    assert p.k_hat - 2.0 == pytest.approx(-1.7 * d / c * 0.25 ** 2, rel=0.02)
+    assert fits.fit_cubic(k, L, 0.5).k_hat == pytest.approx(2.0, abs=1e-9)
+
+
+def test_cubic_bounds_and_small_grids():
+    k = np.round(np.arange(1.0, 3.0001, 0.25), 2)
+    lo = fits.fit_cubic(k, (k - 0.3) ** 2, 0.5)
+    assert lo.status == "at_lower_edge" and lo.k_hat == 1.0
+    hi = fits.fit_cubic(k, (k - 3.6) ** 2, 0.5)
+    assert hi.status == "at_upper_edge" and hi.k_hat == 3.0
+    concave = fits.fit_cubic(k, -(k - 2.0) ** 2, 0.5)
+    assert concave.status != "estimate" and not concave.convex
+    # four k in all: the parabola is all they determine
+    few = fits.fit_cubic([1.0, 1.5, 2.0, 2.5], [0.3, 0.1, 0.12, 0.4], 0.5)
+    assert type(few) is fits.ParabolaFit and few.status == "estimate"
+    with pytest.raises(ValueError, match="fit.k_model"):
+        fits.fit_valley(k, k ** 2, 0.5, "quartic")
+
+
+def test_fit_optimum_with_the_cubic_records_its_curve():
+    df = synthetic_losses(noise=0.001, n_boot=4)
+    opt = fits.fit_optimum(df, half_width=0.5, k_model="cubic").iloc[0]
+    assert opt["k_model"] == "cubic" and opt["k_hat_status"] == "estimate"
+    assert opt["k_hat"] == pytest.approx(2.1, abs=0.02)
+    kk = np.array([opt["k_hat"]])
+    assert (opt["a"] + opt["b"] * kk + opt["c"] * kk ** 2 + opt["d"] * kk ** 3)[0] == pytest.approx(opt["L_stat_fit"])
+
+
 def test_interpolation():
     k = np.array([1.0, 1.5, 2.0, 2.5])
     y = 2 * k + 1

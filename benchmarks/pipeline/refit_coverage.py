@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def refit_one(pt: dict, work: Path, out: Path, hw, interp, per_k, chw, no_quench: bool) -> dict | None:
+def refit_one(pt: dict, work: Path, out: Path, hw, interp, per_k, chw, no_quench: bool, k_model="parabola") -> dict | None:
     """The current estimator on one stored recovery (None when it has no meso cells)."""
     from epcal import fits
     from epcal.stages.temperature import optimum_table, quench_temperature
@@ -39,7 +39,7 @@ def refit_one(pt: dict, work: Path, out: Path, hw, interp, per_k, chw, no_quench
     if not cells:
         return None
     opt = fits.fit_optimum(pd.concat([pd.read_parquet(c) for c in cells], ignore_index=True), hw, interp,
-                           per_k, chw)
+                           per_k, chw, k_model)
     if no_quench:
         o = opt.iloc[0]
         return {**pt, **{c: o[c] for c in o.index if c.split("_hat")[0] in PARAMS[:3]}}
@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--interp", default=None)
     ap.add_argument("--per-k", default=None, help="fit.per_k (default: the config's)")
     ap.add_argument("--chi-half-width", type=float, default=None, help="fit.chi_half_width (default: the config's)")
+    ap.add_argument("--k-model", default=None, help="fit.k_model (default: the config's)")
     ap.add_argument("--no-quench", action="store_true", help="k, lambda, chi only (no new quench scans)")
     ap.add_argument("--jobs", type=int, default=1, help="recoveries re-estimated at once (one core each)")
     a = ap.parse_args(argv)
@@ -76,10 +77,11 @@ def main(argv=None) -> int:
     interp = a.interp or fit_cfg["interp"]
     per_k = a.per_k or fit_cfg.get("per_k", "chi_profile")
     chw = a.chi_half_width if a.chi_half_width is not None else fit_cfg.get("chi_half_width", 0.3)
-    print(f"fit: half_width {hw}, interp {interp}, per_k {per_k}, chi_half_width {chw}")
+    k_model = a.k_model or fit_cfg.get("k_model", "parabola")
+    print(f"fit: half_width {hw}, interp {interp}, per_k {per_k}, chi_half_width {chw}, k_model {k_model}")
     pts = json.loads((work / "points.json").read_text())
     job = functools.partial(refit_one, work=work, out=out, hw=hw, interp=interp, per_k=per_k, chw=chw,
-                            no_quench=a.no_quench)
+                            no_quench=a.no_quench, k_model=k_model)
     with cf.ProcessPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         rows = [r for r in pool.map(job, pts) if r is not None]
     df = pd.DataFrame(rows)

@@ -119,9 +119,9 @@ def fig3(out, inputs, ref, cfg):
         if len(o):
             o = o.iloc[0]
             kk = np.linspace(o["k_fit_lo"], o["k_fit_hi"], 50)
-            yy = o["a"] + o["b"] * kk + o["c"] * kk ** 2
+            yy = o["a"] + o["b"] * kk + o["c"] * kk ** 2 + float(o.get("d", 0.0)) * kk ** 3
             ax[1].plot(kk, yy, "-", color=col, lw=1)
-            rec += [dict(panel="b", series=f"l={l:g} parabola", quantity="L_stat_fit", x=x, y=y) for x, y in zip(kk, yy)]
+            rec += [dict(panel="b", series=f"l={l:g} {o.get('k_model', 'parabola')}", quantity="L_stat_fit", x=x, y=y) for x, y in zip(kk, yy)]
             # k_hat: a solid line with its error band when it is an estimate; dashed and labelled when a bound
             status = str(o.get("k_hat_status", "estimate"))
             est = status == "estimate"

@@ -18,6 +18,8 @@ The window: L_stat(k) is not a parabola but an asymmetric, V-like valley
 (steeper on the small-k side); the wider the window, the further the fitted
 vertex moves towards the shallow side (benchmarks/pipeline/RESULTS.md, section 4),
 so the default configurations use ``half_width`` = 2 grid steps or a few more.
+``k_model = "cubic"`` fits a cubic instead (:func:`fit_cubic`), which carries
+the asymmetry's leading term.
 
 Uncertainties: the loss tables carry bootstrap rows (``boot`` >= 0; ``boot`` = -1
 is the full ensemble against the full reference) of three kinds (column
@@ -71,6 +73,16 @@ INTERP_METHODS = ("log_regression", "regression", "linear")
 FIT_STATUSES = ("estimate", "at_lower_edge", "at_upper_edge", "not_convex")
 
 
+def _window(k, L, half_width, n_min: int = 3):
+    """(k, L) of the window: within ``half_width`` of the discrete minimum, at least its n_min nearest."""
+    j = int(np.argmin(L))
+    win = np.ones(k.size, bool) if half_width is None else np.abs(k - k[j]) <= half_width + 1e-12
+    if np.unique(k[win]).size < n_min:
+        win = np.zeros(k.size, bool)
+        win[np.argsort(np.abs(k - k[j]), kind="stable")[:n_min]] = True
+    return k[win], L[win]
+
+
 def fit_parabola(k, L, half_width: float | None = None) -> ParabolaFit:
     """Least-squares parabola through L(k) near its discrete minimum; k_hat = -b/2c."""
     k = np.asarray(k, float)
@@ -80,12 +92,7 @@ def fit_parabola(k, L, half_width: float | None = None) -> ParabolaFit:
     if k.size == 0:
         raise ValueError("fit: no finite L_stat values")
     j = int(np.argmin(L))
-    win = np.ones(k.size, bool) if half_width is None else np.abs(k - k[j]) <= half_width + 1e-12
-    kw, Lw = k[win], L[win]
-    if np.unique(kw).size < 3:
-        # widen to the 3 nearest k of the minimum
-        order = np.argsort(np.abs(k - k[j]), kind="stable")[:3]
-        kw, Lw = k[order], L[order]
+    kw, Lw = _window(k, L, half_width)
     if np.unique(kw).size < 3:
         return ParabolaFit(float(L[j]), 0.0, 0.0, float(k[j]), float(L[j]), False, float(kw.min()), float(kw.max()),
                            "not_convex")
@@ -101,6 +108,71 @@ def fit_parabola(k, L, half_width: float | None = None) -> ParabolaFit:
         convex = False
         status = "not_convex"
     return ParabolaFit(float(a), float(b), float(c), kh, float(a + b * kh + c * kh * kh), convex, lo, hi, status)
+
+
+@dataclasses.dataclass(frozen=True)
+class CubicFit(ParabolaFit):
+    """:func:`fit_cubic`'s result: L = a + b k + c k^2 + d k^3 over [k_lo, k_hi]."""
+    d: float = 0.0
+
+
+def fit_cubic(k, L, half_width: float | None = None) -> ParabolaFit:
+    """Least-squares cubic through L(k) near its discrete minimum (the window of :func:`fit_parabola`,
+    at least its 5 nearest k); k_hat is the minimum of the cubic over the window.
+
+    L_stat(k) is an asymmetric valley (steeper at small k).  A parabola fitted over a window of half
+    width h around the minimum k0 takes the asymmetry's term d (k - k0)^3 into its linear term and
+    moves its vertex by about -(d / c) h^2 x (0.3 for a continuous window, 0.425 for 5 points) towards
+    the shallow side (c, d the quadratic and cubic Taylor coefficients at k0); the cubic carries that
+    term, and its vertex error starts at order h^4.  The minimum of the cubic
+    strictly inside the window is an estimate (then a local minimum, L'' > 0); at an end of the
+    window it is a bound (``at_lower_edge`` / ``at_upper_edge``).  With 4 k or fewer in all,
+    :func:`fit_parabola`."""
+    k = np.asarray(k, float)
+    L = np.asarray(L, float)
+    ok = np.isfinite(k) & np.isfinite(L)
+    k, L = k[ok], L[ok]
+    if k.size == 0:
+        raise ValueError("fit: no finite L_stat values")
+    kw, Lw = _window(k, L, half_width, n_min=5)
+    if np.unique(kw).size < 5:
+        return fit_parabola(k, L, half_width)
+    lo, hi = float(kw.min()), float(kw.max())
+    x0, s = 0.5 * (lo + hi), 0.5 * (hi - lo)  # fitted in x = (k - x0) / s for conditioning
+    d3, c2, b1, a0 = np.polyfit((kw - x0) / s, Lw, 3)
+    cand = [-1.0, 1.0]
+    disc = c2 * c2 - 3 * d3 * b1  # roots of L'(x) = b1 + 2 c2 x + 3 d3 x^2, without cancellation
+    if disc >= 0:
+        q = -(c2 + np.copysign(np.sqrt(disc), c2))
+        if q != 0:
+            cand.append(b1 / q)
+        if d3 != 0:
+            cand.append(q / (3 * d3))
+    cand = np.clip(np.array(cand, float), -1.0, 1.0)
+    vals = a0 + b1 * cand + c2 * cand ** 2 + d3 * cand ** 3
+    x = float(cand[int(np.argmin(vals))])
+    status = "at_lower_edge" if x <= -1.0 + 1e-12 else "at_upper_edge" if x >= 1.0 - 1e-12 else "estimate"
+    # back to k: L = a + b k + c k^2 + d k^3
+    d = d3 / s ** 3
+    c = c2 / s ** 2 - 3 * d * x0
+    b = b1 / s - 2 * c2 * x0 / s ** 2 + 3 * d * x0 ** 2
+    a = a0 - b1 * x0 / s + c2 * x0 ** 2 / s ** 2 - d * x0 ** 3
+    kh = x0 + s * x
+    convex = bool(2 * c2 + 6 * d3 * x > 0)  # L'' > 0 where the minimum is
+    return CubicFit(float(a), float(b), float(c), float(kh), float(np.min(vals)), convex, lo, hi, status, float(d))
+
+
+#: fit.k_model values: the curve fitted to L_stat(k) (module doc)
+K_MODELS = ("parabola", "cubic")
+
+
+def fit_valley(k, L, half_width: float | None, k_model: str = "parabola") -> ParabolaFit:
+    """The fit of L_stat(k) by ``k_model``: :func:`fit_parabola` or :func:`fit_cubic`."""
+    if k_model == "parabola":
+        return fit_parabola(k, L, half_width)
+    if k_model == "cubic":
+        return fit_cubic(k, L, half_width)
+    raise ValueError(f"fit.k_model = {k_model!r}: expected one of {list(K_MODELS)}")
 
 
 def interpolate_at(k, y, k_hat: float, lo: float, hi: float, method: str = "regression") -> float:
@@ -180,12 +252,13 @@ def select_chi_profile(df: pd.DataFrame, chi_half_width: float = 0.3) -> pd.Data
     return pd.DataFrame(rows).sort_values(["l", "boot", "k"]).reset_index(drop=True)
 
 
-def fit_one(sel: pd.DataFrame, half_width: float | None, interp: str) -> dict:
+def fit_one(sel: pd.DataFrame, half_width: float | None, interp: str, k_model: str = "parabola") -> dict:
     """Optimum from the per-k selection of one (l, boot)."""
     sel = sel.sort_values("k")
-    f = fit_parabola(sel["k"], sel["L_stat"], half_width)
+    f = fit_valley(sel["k"], sel["L_stat"], half_width, k_model)
     out = {"k_hat": f.k_hat, "k_hat_status": f.status, "a": f.a, "b": f.b, "c": f.c, "convex": f.convex,
-           "k_fit_lo": f.k_lo, "k_fit_hi": f.k_hi, "L_stat_fit": f.L_hat}
+           "k_fit_lo": f.k_lo, "k_fit_hi": f.k_hi, "L_stat_fit": f.L_hat, "k_model": k_model}
+    out["d"] = f.d if isinstance(f, CubicFit) else 0.0
     for col, name in (("lam", "lam_hat"), ("chi", "chi_hat")):
         out[name] = interpolate_at(sel["k"], sel[col], f.k_hat, f.k_lo, f.k_hi, interp)
     for key in LOSS_KEYS:
@@ -234,7 +307,7 @@ def select(losses: pd.DataFrame, per_k: str = "argmin", chi_half_width: float = 
 
 
 def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: str = "regression",
-                per_k: str = "argmin", chi_half_width: float = 0.3) -> pd.DataFrame:
+                per_k: str = "argmin", chi_half_width: float = 0.3, k_model: str = "parabola") -> pd.DataFrame:
     """The optimum table: one row per l with values (full ensemble), bound status and bootstrap errors."""
     need = {"l", "k", "lam", "chi", "boot", "resample", "L_stat"}
     miss = need - set(losses.columns)
@@ -244,7 +317,7 @@ def fit_optimum(losses: pd.DataFrame, half_width: float | None = 0.5, interp: st
     kinds = dict(zip(losses["boot"].to_numpy(int).tolist(), losses["resample"].astype(str).tolist()))
     rows = []
     for l, g in sel.groupby("l", sort=True):
-        per_boot = {b: fit_one(gb, half_width, interp) for b, gb in g.groupby("boot", sort=True)}
+        per_boot = {b: fit_one(gb, half_width, interp, k_model) for b, gb in g.groupby("boot", sort=True)}
         if -1 not in per_boot:
             raise ValueError(f"fit: no full-ensemble rows (boot = -1) for l = {l}")
         row = {"l": float(l), **per_boot[-1]}
