@@ -75,7 +75,7 @@ def slow_patch_test(st, model, corner, n, alpha_deg, rng):
     tc = [sys.tau_c[e].copy() for e in elems]
     a = [sys.a[e].copy() for e in elems]
     b = [sys.b[e].copy() for e in elems]
-    gc = [sys.gcoef[e].copy() for e in elems]
+    gc = [sys.gamma_max_coef[e].copy() for e in elems]
     Ma = slip_tensor(np.deg2rad(alpha_deg))
     c = np.array([bb * np.cos(2 * np.deg2rad(alpha_deg)) - 2 * aa * np.sin(2 * np.deg2rad(alpha_deg))
                   for aa, bb in zip(a, b)])

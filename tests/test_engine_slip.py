@@ -66,7 +66,7 @@ def test_slip_amplitude_against_exact_moments(gmax, chi):
 def test_same_seed_same_bits_and_different_seeds_differ():
     f_coef = slip_stiffness_coefficients(periodic_kernel(4, G, B))
     a, b, c = (SlipSystems.random(30, 8, 2.0, 1.0, f_coef, make_rng_state(*w)) for w in ((7, 1, 2), (7, 1, 2), (7, 1, 3)))
-    for name in ("theta", "tau_c", "gcoef"):
+    for name in ("theta", "tau_c", "gamma_max_coef"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
         assert not np.array_equal(getattr(a, name), getattr(c, name))
 
@@ -96,7 +96,7 @@ def test_slip_systems_come_in_groups_of_four():
     assert np.allclose(s.a, M[..., 0]) and np.allclose(s.b, 2 * M[..., 2])
     # gamma_max / tau = -2 / f(theta)
     from epcal.elastic import slip_stiffness
-    assert np.allclose(s.gcoef, -2 / slip_stiffness(s.theta, K))
+    assert np.allclose(s.gamma_max_coef, -2 / slip_stiffness(s.theta, K))
     with pytest.raises(ValueError, match="multiple of 4"):
         SlipSystems(4, 6)
 

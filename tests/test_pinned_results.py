@@ -6,7 +6,8 @@ tests/data/pinned_results.json, to 1e-9 relative.  Not a hash of the bits: the l
 and FFT results differ between CPUs and library builds (a SHA-256 pin failed on a fresh machine
 with the same code), while a changed result moves the sums far beyond rounding.  A change is a
 change of results: make it on purpose, say why in the commit, and regenerate with
-``python tests/test_pinned_results.py --regenerate``.
+``python tests/test_pinned_results.py --regenerate``; a new output column alone is pinned with
+``--add-columns`` (the existing values stay as they are).
 """
 from __future__ import annotations
 
@@ -106,3 +107,12 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     PINNED.write_text(json.dumps({name: fn() for name, fn in sorted(CASES.items())}, indent=1) + "\n")
     print(f"wrote {PINNED}")
+elif __name__ == "__main__" and "--add-columns" in sys.argv:
+    # an output column added on purpose: pin it, leaving every pinned value as it is
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    pinned = json.loads(PINNED.read_text())
+    for name, fn in sorted(CASES.items()):
+        new = {c: v for c, v in fn().items() if c not in pinned.get(name, {})}
+        pinned.setdefault(name, {}).update(new)
+        print(f"{name}: added {sorted(new)}")
+    PINNED.write_text(json.dumps(pinned, indent=1) + "\n")

@@ -16,8 +16,8 @@ from .variant_kernels import (activation_estimates_het, activation_estimates_pre
                               active_at_pressure, element_load, pressure_term)
 
 @njit(cache=True)
-def _active_at(tau_c, a, b, d, sres, G, dgamma, m):
-    return _dtau(tau_c, a, b, d, sres + G * (m * dgamma)) <= ACTIVE
+def _active_at(tau_c, a, b, d, sxy_internal, G, dgamma, m):
+    return _dtau(tau_c, a, b, d, sxy_internal + G * (m * dgamma)) <= ACTIVE
 
 
 @njit(cache=True, error_model="numpy")
@@ -72,52 +72,55 @@ def steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, jmax, cache, lb, w
         if (q >= 0 and e == first) or lb[e] > best:
             continue
         d = sig[e, 0] - sig[e, 1]
-        sres = sig[e, 2]
+        sxy_internal = sig[e, 2]
         if het is None:
-            sxy = sres + ext
+            sxy = sxy_internal + ext
             if pres is None:
                 _activation_estimates(tau_c, a, b, e, d, sxy, sign * step_tau, rem, jest)
             else:
                 qe = pressure_term(pres, sig[e, 0], sig[e, 1])
                 raw = activation_estimates_pressure(tau_c, a, b, e, d, sxy, qe, sign * step_tau, rem, jest)
         else:
-            cd = het.load_d[e]
-            cx = het.load_xy[e]
+            load_d = het.load_d[e]
+            load_x = het.load_xy[e]
             dl, sxy = element_load(sig, e, gam, het)
-            activation_estimates_het(tau_c, a, b, e, dl, sxy, cd, cx, sign * dgamma, rem, jest)
-        cmin = np.inf
+            activation_estimates_het(tau_c, a, b, e, dl, sxy, load_d, load_x, sign * dgamma, rem, jest)
+        dtau_min = np.inf
         for s in range(N):
-            if rem[s] < cmin:
-                cmin = rem[s]
+            if rem[s] < dtau_min:
+                dtau_min = rem[s]
             if jest[s] > best:
                 continue
             j = int(np.ceil(jest[s]))
             if j < 1:
                 j = 1
             if het is not None:
-                while j > 1 and active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sres, cd, cx, dgamma,
+                while j > 1 and active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sxy_internal, load_d, load_x, dgamma,
                                               n + sign * (j - 1)):
                     j -= 1
-                while not active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sres, cd, cx, dgamma, n + sign * j):
+                while not active_at_het(tau_c[e, s], a[e, s], b[e, s], d, sxy_internal, load_d, load_x, dgamma,
+                                        n + sign * j):
                     j += 1
             elif pres is not None:
-                while j > 1 and active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma,
+                while j > 1 and active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sxy_internal, G, dgamma,
                                                    n + sign * (j - 1), qe):
                     j -= 1
-                while not active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j, qe):
+                while not active_at_pressure(tau_c[e, s], a[e, s], b[e, s], d, sxy_internal, G, dgamma,
+                                             n + sign * j, qe):
                     j += 1
             else:
-                while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * (j - 1)):
+                while j > 1 and _active_at(tau_c[e, s], a[e, s], b[e, s], d, sxy_internal, G, dgamma,
+                                           n + sign * (j - 1)):
                     j -= 1
-                while not _active_at(tau_c[e, s], a[e, s], b[e, s], d, sres, G, dgamma, n + sign * j):
+                while not _active_at(tau_c[e, s], a[e, s], b[e, s], d, sxy_internal, G, dgamma, n + sign * j):
                     j += 1
             if j < best:
                 best = j
         if pres is not None:
-            cmin = raw  # the cache holds unshifted distances
+            dtau_min = raw  # the cache holds unshifted distances
         if het is not None:
             d = dl
-        cache[0, e] = cmin
+        cache[0, e] = dtau_min
         cache[1, e] = d
         cache[2, e] = sxy
     return best
@@ -132,32 +135,32 @@ def mean_xy(sig):
 
 
 @njit(cache=True)
-def _crossed_zero(mres, G, dgamma, m, sign):
+def _crossed_zero(mean_sxy_internal, G, dgamma, m, sign):
     """True when the external stress at step m has reached zero in the sense of driving."""
-    return sign * (mres + G * (m * dgamma)) >= 0.0
+    return sign * (mean_sxy_internal + G * (m * dgamma)) >= 0.0
 
 
 @njit(cache=True)
-def _steps_to_zero_stress(mres, G, dgamma, n, sign, jmax):
+def _steps_to_zero_stress(mean_sxy_internal, G, dgamma, n, sign, jmax):
     """Smallest j in [1, jmax] at which the external stress has crossed zero, else jmax + 1.
 
     Driving with ``sign`` moves Sigma_ext by sign G dgamma per step (no avalanche),
     so sign * Sigma_ext grows linearly; estimate, then fix with the exact predicate.
     """
-    jest = -sign * (mres + G * (n * dgamma)) / (G * dgamma)
+    jest = -sign * (mean_sxy_internal + G * (n * dgamma)) / (G * dgamma)
     if jest > jmax + 1:
         return jmax + 1
     j = max(1, int(np.ceil(jest)))
-    while j > 1 and _crossed_zero(mres, G, dgamma, n + sign * (j - 1), sign):
+    while j > 1 and _crossed_zero(mean_sxy_internal, G, dgamma, n + sign * (j - 1), sign):
         j -= 1
-    while not _crossed_zero(mres, G, dgamma, n + sign * j, sign):
+    while not _crossed_zero(mean_sxy_internal, G, dgamma, n + sign * j, sign):
         j += 1
     return j
 
 
 @njit(cache=True, nogil=True)
-def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
-        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, vopt, het, pres):
+def aqs(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
+        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, variant_opts, het, pres):
     """AQS simple shear from step n toward n_end (either sense), section 3.4.
 
     Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in the
@@ -179,7 +182,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
     scratch = np.empty((E, 3))
     perm = np.empty(E, np.int64)
     nrec = 0
-    mres = mean_xy(sig)
+    mean_sxy_internal = mean_xy(sig)
     while n != n_end:
         if nrec >= cap:
             return n, nrec, False
@@ -187,7 +190,7 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
         if skip:
             j = steps_to_activation(sig, tau_c, a, b, G, dgamma, n, sign, remaining, cache, lb, work, het, pres)
             if stop_at_zero:
-                jz = _steps_to_zero_stress(mres, G, dgamma, n, sign, remaining)
+                jz = _steps_to_zero_stress(mean_sxy_internal, G, dgamma, n, sign, remaining)
                 if jz < j:
                     j = jz
             if j > remaining:
@@ -196,20 +199,20 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, G, dgamma, n, n_end, 
             j = 1
         n += sign * j
         ext = G * (n * dgamma)
-        before = mres + ext
+        before = mean_sxy_internal + ext
         if het is None:
-            ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
-                       slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
+            ns = relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
+                       slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
         else:  # model A: relax at gamma_ext; G is the sample's macroscopic modulus (records)
-            ns = relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, n * dgamma, rng, k, lam, chi, f_coef,
-                       slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
+            ns = relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, n * dgamma, rng, k, lam, chi, f_coef,
+                       slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
         if ns > 0:
-            mres = mean_xy(sig)
+            mean_sxy_internal = mean_xy(sig)
             rec_step[nrec] = n
             rec_before[nrec] = before
-            rec_after[nrec] = mres + ext
+            rec_after[nrec] = mean_sxy_internal + ext
             rec_slips[nrec] = ns
             nrec += 1
-        if stop_at_zero and _crossed_zero(mres, G, dgamma, n, sign):
+        if stop_at_zero and _crossed_zero(mean_sxy_internal, G, dgamma, n, sign):
             return n, nrec, True
     return n, nrec, True

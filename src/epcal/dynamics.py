@@ -12,7 +12,7 @@ State of one lattice (E = L*L elements, flat index e = i*L + j):
   (homogeneous elasticity).  ``sig`` holds the pre-stress Sigma^0 and the
   plastic-strain-induced stress.
 * ``eps_pl`` (E, 3) -- plastic strain (tensor components).
-* slip systems ``theta, tau_c, a, b, gcoef`` (E, N), see :mod:`epcal.slip`.
+* slip systems ``theta, tau_c, a, b, gamma_max_coef`` (E, N), see :mod:`epcal.slip`.
 * the external strain is an integer step counter ``n``:
   gamma_ext = n * dgamma, and the external stress contribution is always
   evaluated as ``G * (n * dgamma)``.  Every activation test uses the same
@@ -102,7 +102,7 @@ def apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b):
 
 
 @njit(cache=True)
-def redistribute(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b, vopt, rng, scratch, perm):
+def redistribute(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b, variant_opts, rng, scratch, perm):
     """A slip's stress change under the variant's kernel (:mod:`epcal.variants`).
 
     Eshelby (original): :func:`apply_slip`.  Shuffled: the changes at the other
@@ -111,7 +111,7 @@ def redistribute(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b, vopt, rng, scratch, perm
     element keeps its own change; the sum over the lattice is unchanged.
     ``scratch`` (E, 3) and ``perm`` (E,) are work arrays.
     """
-    mode = vopt[V_KERNEL]
+    mode = variant_opts[V_KERNEL]
     if mode == 0.0:
         apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b)
         return
@@ -179,10 +179,11 @@ CACHE_MARGIN = 1e-10
 
 @njit(cache=True)
 def new_cache(E):
-    """Per-element cache (cmin, cd, cs): min Delta tau^c at a reference stress (d = Sxx - Syy, Sxy).
+    """Per-element cache (rows: dtau_min, d_ref, sxy_ref): the min Delta tau^c of the element's systems
+    at a reference stress (d_ref = Sxx - Syy, sxy_ref = Sxy).
 
     Since |a| <= 1/2 and |b| <= 1, every system of element e satisfies
-    Delta tau^c >= cmin - (|d - cd|/2 + |Sxy - cs|): elements whose bound is positive
+    Delta tau^c >= dtau_min - (|d - d_ref|/2 + |Sxy - sxy_ref|): elements whose bound is positive
     cannot be active and are not scanned.  The pruning is exact (results unchanged).
     Row 3 is scratch for the bounds of one scan.
     """
@@ -199,8 +200,8 @@ def _cache_bound(cache, e, d, sxy):
 
 
 @njit(cache=True)
-def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres):
+def relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
+          slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres):
     """Athermal relaxation at fixed external strain (section 3.4); returns the number of slips.
 
     Synchronous steps: every element with an active system (Delta tau^c <= 0) slips
@@ -208,7 +209,7 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
     redistribution; then all redistributions are applied and the slipped elements'
     systems renewed.  Repeats until no system is active.  ``slip_count[e]`` counts
     slips per element; ``work`` is the renewal work array (:func:`epcal.slip.renewal_work`);
-    ``vopt`` the model variant (:mod:`epcal.variants`), ``scratch``/``perm`` its work arrays;
+    ``variant_opts`` the model variant (:mod:`epcal.variants`), ``scratch``/``perm`` its work arrays;
     ``het``/``pres`` models A and B (module docstring; for A ``ext_xy`` is gamma_ext).
     """
     E = sig.shape[0]
@@ -216,9 +217,9 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
     bound = cache[3]
     # the original model's kernels are called directly, not through the variant dispatchers
     # (redistribute, renew_systems, draw_amplitude): model C's hot path pays nothing for D-I
-    eshelby = vopt[V_KERNEL] == 0.0
-    power_law = vopt[V_AMPLITUDES] == 0.0
-    original_systems = vopt[V_SYSTEMS] == 0.0 and vopt[V_THRESHOLDS] == 0.0
+    eshelby = variant_opts[V_KERNEL] == 0.0
+    power_law = variant_opts[V_AMPLITUDES] == 0.0
+    original_systems = variant_opts[V_SYSTEMS] == 0.0 and variant_opts[V_THRESHOLDS] == 0.0
     for _ in range(MAX_RELAX_STEPS):
         nact = 0
         for e in range(E):  # branch-free, vectorized: bounds of all elements
@@ -257,9 +258,9 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
                 buf_e[nact] = e
                 buf_s[nact] = s
                 if power_law:
-                    buf_dg[nact] = slip_amplitude(rng, gcoef[e, s] * tau, chi)
+                    buf_dg[nact] = slip_amplitude(rng, gamma_max_coef[e, s] * tau, chi)
                 else:
-                    buf_dg[nact] = draw_amplitude(rng, gcoef[e, s] * tau, chi, vopt)
+                    buf_dg[nact] = draw_amplitude(rng, gamma_max_coef[e, s] * tau, chi, variant_opts)
                 nact += 1
         if nact == 0:
             return total
@@ -271,15 +272,15 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, ext_xy, rng, k, lam
             elif eshelby:
                 apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
             else:
-                redistribute(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s], vopt, rng, scratch, perm)
+                redistribute(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s], variant_opts, rng, scratch, perm)
         for i in range(nact):
             e = buf_e[i]
             if het is not None:  # gamma_max / tau from the element's own f_e(theta)
-                renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, het.f_coef[e], work)
+                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, het.f_coef[e], work)
             elif original_systems:
-                renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work)
             else:
-                renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
+                renew_systems(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work, variant_opts)
             slip_count[e] += 1
             cache[0, e] = -np.inf
         total += nact

@@ -136,9 +136,9 @@ class HeterogeneousLattice:
         self.f_coef = slip_stiffness_field(self.K_self)
         kd = np.ascontiguousarray((K2[:, 0::3] - K2[:, 1::3]).T)  # (source b, target a * 3 + comp)
         kx = np.ascontiguousarray(0.5 * K2[:, 2::3].T)
-        cd = np.ascontiguousarray(self.load[:, 0] - self.load[:, 1])
-        cx = np.ascontiguousarray(self.load[:, 2])
-        self.kernels = HetLattice(cd, cx, 0.5 * np.abs(cd) + np.abs(cx), kd, kx, self.f_coef)
+        load_d = np.ascontiguousarray(self.load[:, 0] - self.load[:, 1])
+        load_x = np.ascontiguousarray(self.load[:, 2])
+        self.kernels = HetLattice(load_d, load_x, 0.5 * np.abs(load_d) + np.abs(load_x), kd, kx, self.f_coef)
         self.nbytes = kd.nbytes + kx.nbytes + self.K_self.nbytes
 
     def eshelby_tensors(self) -> np.ndarray:
@@ -189,10 +189,10 @@ def patch_response(Gp: np.ndarray, B: float) -> tuple[np.ndarray, np.ndarray]:
 def patch_set(G: np.ndarray, L: int, B: float, n_list, corners) -> tuple:
     """Flattened fixed-boundary responses of every (corner, n) patch of the lattice with moduli G (E,).
 
-    Returns (kd_flat, kx_flat, pf_coef, PatchSet) for :func:`epcal.probe.probe_kernel` (its ``het``): the
+    Returns (kd_flat, kx_flat, patch_f_coef, PatchSet) for :func:`epcal.probe.probe_kernel` (its ``het``): the
     reduced patch kernel of (p, i) at kd_flat[k_off[p, i]:] laid out [y, x, 3] (as
     :func:`epcal.probe.flatten_patch_kernels`), the f_x coefficients and loading responses of its
-    elements at pf_coef[pf_off[p, i] + x] and resp[pf_off[p, i] + x] (3 x 3, row-major).
+    elements at patch_f_coef[patch_f_off[p, i] + x] and resp[patch_f_off[p, i] + x] (3 x 3, row-major).
     Patches of the same moduli are built once (:data:`PATCHES`).
     """
     from .dynamics import reduce_kernel
@@ -200,7 +200,7 @@ def patch_set(G: np.ndarray, L: int, B: float, n_list, corners) -> tuple:
     Gl = np.asarray(G, float).reshape(L, L)
     P, S = len(corners), len(n_list)
     k_off = np.empty((P, S), np.int64)
-    pf_off = np.empty((P, S), np.int64)
+    patch_f_off = np.empty((P, S), np.int64)
     kd_parts, kx_parts, pf_parts, r_parts = [], [], [], []
     kpos = epos = 0
     for p, c in enumerate(corners):
@@ -218,11 +218,11 @@ def patch_set(G: np.ndarray, L: int, B: float, n_list, corners) -> tuple:
             hit = PATCHES.get((int(n), float(B), moduli_key(Gp)), build, lambda v: sum(a.nbytes for a in v))
             kd_parts.append(hit[0]); kx_parts.append(hit[1]); pf_parts.append(hit[2]); r_parts.append(hit[3])
             k_off[p, i] = kpos
-            pf_off[p, i] = epos
+            patch_f_off[p, i] = epos
             kpos += hit[0].size
             epos += n * n
     return (np.concatenate(kd_parts), np.concatenate(kx_parts), np.ascontiguousarray(np.concatenate(pf_parts)),
-            PatchSet(k_off, pf_off, np.ascontiguousarray(np.concatenate(r_parts))))
+            PatchSet(k_off, patch_f_off, np.ascontiguousarray(np.concatenate(r_parts))))
 
 
 class BoundedCache:

@@ -91,10 +91,10 @@ def state_from_frame(df: pd.DataFrame, model) -> LatticeState:
                                float(df["pressure_offset"].iloc[0]) if v.pressure_sensitive else None)
     for e in range(E):
         for s in range(model.N):
-            _fill_system(systems.theta, systems.tau_c, systems.a, systems.b, systems.gcoef, e, s,
+            _fill_system(systems.theta, systems.tau_c, systems.a, systems.b, systems.gamma_max_coef, e, s,
                          theta[e, s], tau_c[e, s], model.f_coef)
     if v.heterogeneous:
-        systems.gcoef[:] = slip_coefficients_of_elements(systems.theta, sample.lattice.f_coef)
+        systems.gamma_max_coef[:] = slip_coefficients_of_elements(systems.theta, sample.lattice.f_coef)
     sig = df[["sig_xx", "sig_yy", "sig_xy"]].to_numpy().copy()
     eps = df[["eps_pl_xx", "eps_pl_yy", "eps_pl_xy"]].to_numpy().copy()
     return LatticeState(sig, eps, systems, int(df["step"].iloc[0]), np.zeros(E, np.int64), sample)

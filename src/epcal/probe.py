@@ -64,20 +64,20 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres):
 
 
 @njit(cache=True, nogil=True)
-def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat, k_off, pf_coef, pf_off,
-                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out, vopt, het, pres):
+def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat, kx_flat, k_off, patch_f_coef, patch_f_off,
+                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out, variant_opts, het, pres):
     """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
     (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
 
     sig: full element stress (E, 3) of the probed state.  corners: flat index of
     the patch's lower-left element.  Kernel of size n at kd_flat[k_off[ni]:]
     laid out as [b, a, 3] (reduced, see :func:`epcal.dynamics.reduce_kernel`);
-    pf_coef[pf_off[ni] + x] are the Fourier coefficients of f_x(theta) in that patch.
-    ``vopt``: the model variant (:mod:`epcal.variants`): its slip systems, thresholds and
+    patch_f_coef[patch_f_off[ni] + x] are the Fourier coefficients of f_x(theta) in that patch.
+    ``variant_opts``: the model variant (:mod:`epcal.variants`): its slip systems, thresholds and
     amplitudes; the patch kernel stays the fixed-boundary Eshelby kernel in every variant.
     ``pres``: model B's pressure term (None otherwise).  ``het``: model A's patches, a
     :data:`epcal.variant_kernels.PatchSet` (None otherwise): the kernel and f_x of patch
-    (p, ni) at het.k_off[p, ni] and het.pf_off[p, ni] (k_off, pf_off unused), the loading
+    (p, ni) at het.k_off[p, ni] and het.patch_f_off[p, ni] (k_off, patch_f_off unused), the loading
     stress of element x per unit gamma~ R_x M(alpha) (het.resp), the onset found per patch.
     """
     E, N = tau_c.shape
@@ -93,19 +93,19 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
         load = np.empty((M, 3))
     loc_sig = np.empty((M, 3))
     loc_elem = np.empty(M, np.int64)
-    ov = np.zeros(M, np.bool_)
-    ov_theta = np.empty((M, N))
-    ov_tau = np.empty((M, N))
-    ov_a = np.empty((M, N))
-    ov_b = np.empty((M, N))
-    ov_g = np.empty((M, N))
+    renewed = np.zeros(M, np.bool_)
+    patch_theta = np.empty((M, N))
+    patch_tau_c = np.empty((M, N))
+    patch_a = np.empty((M, N))
+    patch_b = np.empty((M, N))
+    patch_gamma_max_coef = np.empty((M, N))
     work = np.empty((RENEWAL_WORK_ROWS, N))  # renewal work array (epcal.slip.renewal_work)
     buf_a = np.empty(M, np.int64)
     buf_s = np.empty(M, np.int64)
     buf_dg = np.empty(M)
-    cmin = np.empty(M)
-    cd = np.empty(M)
-    cs = np.empty(M)
+    cache_dtau = np.empty(M)
+    cache_d = np.empty(M)
+    cache_sxy = np.empty(M)
     for p in range(corners.shape[0]):
         ci = corners[p] // L
         cj = corners[p] - ci * L
@@ -114,10 +114,10 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
             m = n * n
             if het is None:
                 off = k_off[ni]
-                pbase = pf_off[ni]
+                pbase = patch_f_off[ni]
             else:
                 off = het.k_off[p, ni]
-                pbase = het.pf_off[p, ni]
+                pbase = het.patch_f_off[p, ni]
             for u in range(n):
                 for v in range(n):
                     loc_elem[u * n + v] = ((ci + u) % L) * L + (cj + v) % L
@@ -184,7 +184,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                         loc_sig[x, 0] = sig[e, 0] + lx
                         loc_sig[x, 1] = sig[e, 1] + ly
                         loc_sig[x, 2] = sig[e, 2] + lxy
-                        ov[x] = False
+                        renewed[x] = False
                 else:
                     for c in range(3):
                         r[4 + c] = 0.0
@@ -193,7 +193,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                         for c in range(3):
                             loc_sig[x, c] = sig[e, c] + gc * load[x, c]
                             r[4 + c] += loc_sig[x, c] / m
-                        ov[x] = False
+                        renewed[x] = False
                 # avalanche at fixed gamma~ (fixed boundary)
                 slips = 0
                 first = True
@@ -204,16 +204,18 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                         sxy = loc_sig[x, 2]
                         # exact bound (|a| <= 1/2, |b| <= 1): skip elements that cannot be active
                         if pres is None:
-                            if not first and not ov[x] and cmin[x] - (0.5 * abs(d - cd[x]) + abs(sxy - cs[x])) > CACHE_MARGIN:
+                            if not first and not renewed[x] and cache_dtau[x] - (
+                                    0.5 * abs(d - cache_d[x]) + abs(sxy - cache_sxy[x])) > CACHE_MARGIN:
                                 continue
-                        elif not first and not ov[x] and cmin[x] - (0.5 * abs(d - cd[x]) + abs(sxy - cs[x])) \
+                        elif not first and not renewed[x] and cache_dtau[x] - (
+                                0.5 * abs(d - cache_d[x]) + abs(sxy - cache_sxy[x])) \
                                 + pressure_term(pres, loc_sig[x, 0], loc_sig[x, 1]) > CACHE_MARGIN:
                             continue
                         best = np.inf
                         bs = -1
-                        if ov[x]:
+                        if renewed[x]:
                             for s in range(N):
-                                dt = ov_tau[x, s] - (ov_a[x, s] * d + ov_b[x, s] * sxy)
+                                dt = patch_tau_c[x, s] - (patch_a[x, s] * d + patch_b[x, s] * sxy)
                                 if dt < best:
                                     best = dt
                                     bs = s
@@ -224,7 +226,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                                 if dt < best:
                                     best = dt
                                     bs = s
-                        cmin[x] = best  # unshifted: the bound above is on the unshifted distances
+                        cache_dtau[x] = best  # unshifted: the bound above is on the unshifted distances
                         if pres is not None:  # model B: shifted distances (the weakest system is the same for q >= 0)
                             qx = pressure_term(pres, loc_sig[x, 0], loc_sig[x, 1])
                             if qx >= 0.0:
@@ -232,25 +234,25 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                             else:
                                 best = np.inf
                                 for s in range(N):
-                                    if ov[x]:
-                                        dt = dtau_pressure(ov_tau[x, s], ov_a[x, s], ov_b[x, s], d, sxy, qx)
+                                    if renewed[x]:
+                                        dt = dtau_pressure(patch_tau_c[x, s], patch_a[x, s], patch_b[x, s], d, sxy, qx)
                                     else:
                                         e = loc_elem[x]
                                         dt = dtau_pressure(tau_c[e, s], a[e, s], b[e, s], d, sxy, qx)
                                     if dt < best:
                                         best = dt
                                         bs = s
-                        cd[x] = d
-                        cs[x] = sxy
+                        cache_d[x] = d
+                        cache_sxy[x] = sxy
                         if first and x == trig and best > ACTIVE:
                             # the trigger sits exactly at threshold; round-off may leave it at +1e-16
                             bs = trig_s
                             best = ACTIVE
                         if best <= ACTIVE:
-                            if ov[x]:
-                                tc = ov_tau[x, bs]
-                                s2 = -2.0 * ov_a[x, bs]
-                                c2 = ov_b[x, bs]
+                            if renewed[x]:
+                                tc = patch_tau_c[x, bs]
+                                s2 = -2.0 * patch_a[x, bs]
+                                c2 = patch_b[x, bs]
                             else:
                                 e = loc_elem[x]
                                 tc = tau_c[e, bs]
@@ -260,11 +262,11 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                                 tau = tc - best
                             else:
                                 tau = threshold_at(tc, qx) - best
-                            fc = pf_coef[pbase + x]
+                            fc = patch_f_coef[pbase + x]
                             f = fc[0] + fc[1] * (c2 * c2 - s2 * s2) + fc[2] * (2.0 * s2 * c2) + fc[3] * c2 + fc[4] * s2
                             buf_a[nact] = x
                             buf_s[nact] = bs
-                            buf_dg[nact] = draw_amplitude(rng, -2.0 * tau / f, chi, vopt)
+                            buf_dg[nact] = draw_amplitude(rng, -2.0 * tau / f, chi, variant_opts)
                             nact += 1
                     first = False
                     if nact == 0:
@@ -272,9 +274,9 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                     for i in range(nact):
                         x = buf_a[i]
                         s = buf_s[i]
-                        if ov[x]:
-                            sa = ov_a[x, s]
-                            sb = ov_b[x, s]
+                        if renewed[x]:
+                            sa = patch_a[x, s]
+                            sb = patch_b[x, s]
                         else:
                             sa = a[loc_elem[x], s]
                             sb = b[loc_elem[x], s]
@@ -287,8 +289,9 @@ def probe_kernel(sig, theta, tau_c, a, b, gcoef, L, G, n_list, kd_flat, kx_flat,
                             loc_sig[y, 2] += dg * (sa * kd_flat[kb + 2] + sb * kx_flat[kb + 2])
                     for i in range(nact):
                         x = buf_a[i]
-                        renew_systems(rng, ov_theta, ov_tau, ov_a, ov_b, ov_g, x, k, lam, f_coef, work, vopt)
-                        ov[x] = True
+                        renew_systems(rng, patch_theta, patch_tau_c, patch_a, patch_b, patch_gamma_max_coef, x, k, lam,
+                                      f_coef, work, variant_opts)
+                        renewed[x] = True
                     slips += nact
                     if slips > FRACTURE_LIMIT * m:
                         raise RuntimeError(RUNAWAY_MESSAGE)

@@ -68,7 +68,7 @@ class Model:
         self.params = params.validate()
         self.dgamma = float(dgamma)
         self.variant = variant.validate()
-        self.vopt = variant.options()
+        self.variant_opts = variant.options()
         self.N = variant.n_systems(params.N)  # slip systems per element actually simulated
         self.K = periodic_kernel(params.L, params.G, params.B)
         self.Kd, self.Kx = (wrap_kernel(k) for k in reduce_kernel(self.K))
@@ -93,7 +93,7 @@ class Model:
             raise ValueError(f"model {v.name}: a state needs its sample (Model.draw_sample or Model.new_state)")
         systems = SlipSystems.random(E, p.N, p.k, p.lam, self.f_coef, rng, self.variant)
         if v.heterogeneous:  # gamma_max / tau from each element's own f_e(theta)
-            systems.gcoef[:] = slip_coefficients_of_elements(systems.theta, sample.lattice.f_coef)
+            systems.gamma_max_coef[:] = slip_coefficients_of_elements(systems.theta, sample.lattice.f_coef)
         return LatticeState(np.zeros((E, 3)), np.zeros((E, 3)), systems, 0, np.zeros(E, np.int64), sample)
 
     def new_state(self, seed: int, replica: int, stream_key: int | None = None):
@@ -139,7 +139,7 @@ class Model:
         _, het, pres = self._mechanics(state)
         events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, p.k, p.lam, p.chi,
                                           self.f_coef, state.slip_count, block, rtol, min_blocks, max_blocks,
-                                          history, self.vopt, het, pres, context=f"KMC quench at T = {T} with {p}")
+                                          history, self.variant_opts, het, pres, context=f"KMC quench at T = {T} with {p}")
         state.eps_pl[:] = 0.0
         return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
 
@@ -170,7 +170,7 @@ class Model:
             rn = np.empty(chunk, np.int64)
             n, cnt, done = _engine_call(aqs, *self._args(state), G, self.dgamma, n, n_end, stop_at_zero_stress,
                                         skip, rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra,
-                                        rn, self.vopt, het, pres,
+                                        rn, self.variant_opts, het, pres,
                                         context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
             state.step = int(n)
             rows_step.append(rs[:cnt]); rows_b.append(rb[:cnt]); rows_a.append(ra[:cnt]); rows_s.append(rn[:cnt])
@@ -210,16 +210,16 @@ class Model:
 
             self.patch_kernels(n_arr)  # validates the sizes
             kd, kx, pf, het = patch_set(state.sample.shear_moduli, p.L, p.B, n_arr, corners)
-            off = pf_off = np.zeros(len(n_arr), np.int64)
+            off = patch_f_off = np.zeros(len(n_arr), np.int64)
         else:
-            kd, kx, off, pf, pf_off = self.patch_kernels(n_arr)
+            kd, kx, off, pf, patch_f_off = self.patch_kernels(n_arr)
             het = None
         alpha = np.deg2rad(np.asarray(alpha_deg, float))
         out = np.empty((len(corners), len(n_arr), len(alpha), 11))
         sys = state.systems
-        _engine_call(probe_kernel, state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef,
-                     p.L, p.G, n_arr, kd, kx, off, pf, pf_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
-                     p.k, p.lam, p.chi, self.f_coef, out, self.vopt, het, pres,
+        _engine_call(probe_kernel, state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gamma_max_coef,
+                     p.L, p.G, n_arr, kd, kx, off, pf, patch_f_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
+                     p.k, p.lam, p.chi, self.f_coef, out, self.variant_opts, het, pres,
                      context=f"local shear test with {p}")
         return out, corners
 

@@ -8,7 +8,7 @@ Per system the engine stores plain arrays of shape (E, N):
 * ``tau_c``  -- slip threshold, Weibull(k, lam) (Eq. 5),
 * ``a``, ``b`` -- resolved stress coefficients, tau = M(theta):Sigma
   = a (Sigma_xx - Sigma_yy) + b Sigma_xy with a = -sin(2 theta)/2, b = cos(2 theta) (Eq. 4),
-* ``gcoef`` -- gamma_max / tau = -2 / f(theta) (Eq. 6), f from :mod:`epcal.elastic`.
+* ``gamma_max_coef`` -- gamma_max / tau = -2 / f(theta) (Eq. 6), f from :mod:`epcal.elastic`.
 
 A slip of amplitude dg adds dg M(theta) = dg (a, -a, b/2) to the plastic strain
 (Eq. 1).  Amplitudes follow Eq. (7), dg = gamma_max (1 - (1 - u)^(1/chi)).
@@ -96,7 +96,7 @@ def _f_theta(f_coef, s2, c2):
 
 
 @njit(cache=True)
-def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
+def _fill_system(theta, tau_c, a, b, gamma_max_coef, e, s, angle, tc, f_coef):
     """Set system (e, s) to angle and threshold, with its derived coefficients."""
     s2 = np.sin(2.0 * angle)
     c2 = np.cos(2.0 * angle)
@@ -104,7 +104,7 @@ def _fill_system(theta, tau_c, a, b, gcoef, e, s, angle, tc, f_coef):
     tau_c[e, s] = tc
     a[e, s] = -0.5 * s2
     b[e, s] = c2
-    gcoef[e, s] = -2.0 / _f_theta(f_coef, s2, c2)
+    gamma_max_coef[e, s] = -2.0 / _f_theta(f_coef, s2, c2)
 
 
 #: rows of the renewal work array (:func:`renewal_work`)
@@ -118,7 +118,7 @@ def renewal_work(N: int) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
-def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
+def renew_element(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work):
     """Draw all N systems of element e anew (section 3.3): groups of four angles, Weibull thresholds.
 
     Random numbers: N uniforms for the thresholds tau_c = lam (-ln u)^(1/k) (Eq. 5),
@@ -180,7 +180,7 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
     # vectorized pass: thresholds, resolved-stress coefficients, gamma_max / tau = -2/f(theta)
     ar = a[e]
     br = b[e]
-    gr = gcoef[e]
+    gr = gamma_max_coef[e]
     for s in range(N):
         sn = sx[s]
         cs = cx[s]
@@ -191,46 +191,46 @@ def renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work):
 
 
 @njit(cache=True)
-def renew_systems(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt):
-    """Renewal of element e under the model variant ``vopt`` (:mod:`epcal.variants`).
+def renew_systems(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work, variant_opts):
+    """Renewal of element e under the model variant ``variant_opts`` (:mod:`epcal.variants`).
 
     Original model: :func:`renew_element`.  Two-system variants (F, G, H): systems at
     0 and 90 degrees sharing one Weibull threshold.  Non-evolving thresholds (E, H):
     every threshold is the homogeneous tau_c.
     """
-    fixed = vopt[V_THRESHOLDS] == 1.0
-    if vopt[V_SYSTEMS] == 1.0:
-        tc = vopt[V_TAU_C] if fixed else lam * np.exp(np.log(-np.log(rng_uniform(state))) / k)
+    fixed = variant_opts[V_THRESHOLDS] == 1.0
+    if variant_opts[V_SYSTEMS] == 1.0:
+        tc = variant_opts[V_TAU_C] if fixed else lam * np.exp(np.log(-np.log(rng_uniform(state))) / k)
         theta[e, 0] = 0.0
         a[e, 0] = 0.0
         b[e, 0] = 1.0
-        gcoef[e, 0] = -2.0 / _f_theta(f_coef, 0.0, 1.0)
+        gamma_max_coef[e, 0] = -2.0 / _f_theta(f_coef, 0.0, 1.0)
         theta[e, 1] = 0.5 * np.pi
         a[e, 1] = 0.0
         b[e, 1] = -1.0
-        gcoef[e, 1] = -2.0 / _f_theta(f_coef, 0.0, -1.0)
+        gamma_max_coef[e, 1] = -2.0 / _f_theta(f_coef, 0.0, -1.0)
         tau_c[e, 0] = tc
         tau_c[e, 1] = tc
         return
-    renew_element(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work)
+    renew_element(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work)
     if fixed:
         for s in range(tau_c.shape[1]):
-            tau_c[e, s] = vopt[V_TAU_C]
+            tau_c[e, s] = variant_opts[V_TAU_C]
 
 
 @njit(cache=True)
-def draw_amplitude(state, gamma_max, chi, vopt):
+def draw_amplitude(state, gamma_max, chi, variant_opts):
     """Slip amplitude: Eq. (7), or the variant's constant dgamma_pl (F, G, H)."""
-    if vopt[V_AMPLITUDES] == 1.0:
-        return vopt[V_DGAMMA_PL]
+    if variant_opts[V_AMPLITUDES] == 1.0:
+        return variant_opts[V_DGAMMA_PL]
     return slip_amplitude(state, gamma_max, chi)
 
 
 @njit(cache=True)
-def renew_all(state, theta, tau_c, a, b, gcoef, k, lam, f_coef, vopt):
+def renew_all(state, theta, tau_c, a, b, gamma_max_coef, k, lam, f_coef, variant_opts):
     work = np.empty((RENEWAL_WORK_ROWS, theta.shape[1]))
     for e in range(theta.shape[0]):
-        renew_systems(state, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
+        renew_systems(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work, variant_opts)
 
 
 def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
@@ -262,20 +262,20 @@ class SlipSystems:
         self.tau_c = np.zeros((E, N))
         self.a = np.zeros((E, N))
         self.b = np.zeros((E, N))
-        self.gcoef = np.zeros((E, N))
+        self.gamma_max_coef = np.zeros((E, N))
 
     @classmethod
     def random(cls, E, N, k, lam, f_coef, rng_state, variant=ORIGINAL) -> "SlipSystems":
         """Random systems of E elements (N per element; variant: see :mod:`epcal.variants`)."""
         sys = cls(E, variant.n_systems(N), axes=variant.systems == "axes")
-        renew_all(rng_state, sys.theta, sys.tau_c, sys.a, sys.b, sys.gcoef, k, lam, f_coef, variant.options())
+        renew_all(rng_state, sys.theta, sys.tau_c, sys.a, sys.b, sys.gamma_max_coef, k, lam, f_coef, variant.options())
         return sys
 
     def arrays(self):
-        return self.theta, self.tau_c, self.a, self.b, self.gcoef
+        return self.theta, self.tau_c, self.a, self.b, self.gamma_max_coef
 
     def copy(self) -> "SlipSystems":
         new = SlipSystems.__new__(SlipSystems)
-        for name in ("theta", "tau_c", "a", "b", "gcoef"):
+        for name in ("theta", "tau_c", "a", "b", "gamma_max_coef"):
             setattr(new, name, getattr(self, name).copy())
         return new

@@ -117,8 +117,8 @@ def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates
 
 
 @njit(cache=True, nogil=True)
-def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam, chi, f_coef,
-               slip_count, block, rtol, min_blocks, max_blocks, history, vopt, het, pres):
+def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, T, rng, k, lam, chi, f_coef,
+               slip_count, block, rtol, min_blocks, max_blocks, history, variant_opts, het, pres):
     """Thermal KMC at gamma_ext = 0 (appendix A.3) until stationarity, then T = 0 relaxation.
 
     Rates nu = exp(-Delta tau^c / T) (Eq. 11, V_a = 1).  A thermal event slips the
@@ -165,8 +165,8 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
     scratch = np.empty((E, 3))
     perm = np.empty(E, np.int64)
     # start from an athermally stable state
-    relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
+    relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
+          slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
     if pres is not None:
         tref = np.empty(E)
         alpha = abs(pres[0])
@@ -189,20 +189,20 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, T, rng, k, lam
         for ev in range(block):
             e, s = kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates, pres)
             if pres is None:
-                dg = draw_amplitude(rng, gcoef[e, s] * tau_c[e, s], chi, vopt)
+                dg = draw_amplitude(rng, gamma_max_coef[e, s] * tau_c[e, s], chi, variant_opts)
             else:
                 tc = threshold_at(tau_c[e, s], pressure_term(pres, sig[e, 0], sig[e, 1]))
-                dg = draw_amplitude(rng, gcoef[e, s] * tc, chi, vopt)
+                dg = draw_amplitude(rng, gamma_max_coef[e, s] * tc, chi, variant_opts)
             if het is None:
-                redistribute(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s], vopt, rng, scratch, perm)
-                renew_systems(rng, theta, tau_c, a, b, gcoef, e, k, lam, f_coef, work, vopt)
+                redistribute(sig, eps_pl, Kd, Kx, L, e, dg, a[e, s], b[e, s], variant_opts, rng, scratch, perm)
+                renew_systems(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work, variant_opts)
             else:
                 apply_slip_dense(sig, eps_pl, het.kernel_d, het.kernel_x, e, dg, a[e, s], b[e, s])
-                renew_element(rng, theta, tau_c, a, b, gcoef, e, k, lam, het.f_coef[e], work)
+                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, het.f_coef[e], work)
             slip_count[e] += 1
             cache[0, e] = -np.inf
-            relax(sig, eps_pl, theta, tau_c, a, b, gcoef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-                  slip_count, buf_e, buf_s, buf_dg, cache, work, vopt, scratch, perm, het, pres)
+            relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
+                  slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
             events += 1
             # --- update the bounds of all elements
             for q in range(E):

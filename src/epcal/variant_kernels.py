@@ -36,7 +36,7 @@ from numba import njit
 #: model A's lattice as the numba kernels read it (arrays of :class:`epcal.heterogeneous.HeterogeneousLattice`)
 HetLattice = namedtuple("HetLattice", ["load_d", "load_xy", "rate_max", "kernel_d", "kernel_x", "f_coef"])
 #: model A's fixed-boundary patches: offsets per (corner, size) and loading responses (see heterogeneous.patch_set)
-PatchSet = namedtuple("PatchSet", ["k_off", "pf_off", "resp"])
+PatchSet = namedtuple("PatchSet", ["k_off", "patch_f_off", "resp"])
 
 #: smallest effective threshold of model B where tension lowers tau_c + alpha_p p (stress units)
 TAU_FLOOR = 1e-3
@@ -117,8 +117,8 @@ def activation_estimates_pressure(tau_c, a, b, e, d, sxy, q, rate_scale, rem, je
 
 
 @njit(cache=True, inline="always")
-def active_at_pressure(tau_c, a, b, d, sres, G, dgamma, m, q):
-    return dtau_pressure(tau_c, a, b, d, sres + G * (m * dgamma), q) <= 0.0
+def active_at_pressure(tau_c, a, b, d, sxy_internal, G, dgamma, m, q):
+    return dtau_pressure(tau_c, a, b, d, sxy_internal + G * (m * dgamma), q) <= 0.0
 
 
 @njit(cache=True)
@@ -159,17 +159,17 @@ def apply_slip_dense(sig, eps_pl, kernel_d, kernel_x, e, dg, a, b):
 
 
 @njit(cache=True, error_model="numpy")
-def activation_estimates_het(tau_c, a, b, e, d, sxy, cd, cx, rate_scale, rem, jest):
+def activation_estimates_het(tau_c, a, b, e, d, sxy, load_d, load_x, rate_scale, rem, jest):
     """rem[s] = Delta tau^c, jest[s] = rem[s] / (rate_scale (a c_d + b c_xy)) for systems the drive loads."""
     for s in range(tau_c.shape[1]):
         r = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
-        rate = rate_scale * (a[e, s] * cd + b[e, s] * cx)
+        rate = rate_scale * (a[e, s] * load_d + b[e, s] * load_x)
         rem[s] = r
         jest[s] = r / rate if rate > 0.0 else np.inf
 
 
 @njit(cache=True, inline="always")
-def active_at_het(tau_c, a, b, dres, sres, cd, cx, dgamma, m):
+def active_at_het(tau_c, a, b, d_internal, sxy_internal, load_d, load_x, dgamma, m):
     """The activation predicate of model A at step m: the expression of :func:`element_load`."""
     g = m * dgamma
-    return tau_c - (a * (dres + g * cd) + b * (sres + g * cx)) <= 0.0
+    return tau_c - (a * (d_internal + g * load_d) + b * (sxy_internal + g * load_x)) <= 0.0
