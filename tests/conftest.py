@@ -13,7 +13,7 @@ def pytest_runtest_setup(item):
     (a CI without LAMMPS would otherwise hide the atomistic tests behind a green run)."""
     if os.environ.get("CI") != "true" or item.get_closest_marker("lammps") is None:
         return
-    from epcal.reference.engine import LammpsUnavailable, load_lammps
+    from epcal.reference.lammps_driver import LammpsUnavailable, load_lammps
 
     try:
         load_lammps()

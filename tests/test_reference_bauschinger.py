@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from epcal.reference.engine import lammps_available
+from epcal.reference.lammps_driver import lammps_available
 
 pytestmark = [pytest.mark.lammps,
               pytest.mark.skipif(not lammps_available(), reason="LAMMPS python module not importable")]

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from epcal.reference.engine import lammps_available
+from epcal.reference.lammps_driver import lammps_available
 
 ROOT = Path(__file__).resolve().parents[1]
 EPCAL = str(Path(sys.executable).parent / "epcal")

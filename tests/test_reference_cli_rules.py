@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from epcal.reference.engine import lammps_available
+from epcal.reference.lammps_driver import lammps_available
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from epcal.reference.engine import lammps_available
+from epcal.reference.lammps_driver import lammps_available
 
 pytestmark = [pytest.mark.lammps,
               pytest.mark.skipif(not lammps_available(), reason="LAMMPS python module not importable")]
@@ -109,7 +109,7 @@ def test_positions_two_periods_out_after_a_tilt_flip_are_not_lost(made):
     """The campaign's sample 1 lost an atom at gamma = 1.5157: after a tilt flip the solver's image
     of an atom at the cell's upper corner lay two periods out, beyond LAMMPS' one-period remap.
     set_positions wraps into the cell: same energy and forces as the wrapped configuration."""
-    from epcal.reference.engine import Lammps, wrap
+    from epcal.reference.lammps_driver import Lammps, wrap
 
     st, _ = made
     with Lammps(st) as lmp:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from epcal.reference.engine import lammps_available
+from epcal.reference.lammps_driver import lammps_available
 
 pytestmark = [pytest.mark.lammps,
               pytest.mark.skipif(not lammps_available(), reason="LAMMPS python module not importable")]
@@ -24,7 +24,7 @@ def glass():
 
 
 def test_periodic_hessian_matches_lammps_forces_and_finite_differences(glass):
-    from epcal.reference.engine import Lammps
+    from epcal.reference.lammps_driver import Lammps
     from epcal.reference.newton import energy_forces_hessian
 
     with Lammps(glass) as lmp:
@@ -52,7 +52,7 @@ def test_periodic_numba_kernels_match_energy_forces_hessian_and_lammps(glass):
     """The numba pair-list kernels of the AQS solver: same energy, forces and Hessian as
     energy_forces_hessian / LAMMPS in a tilted cell, the list reused (images carried) over small
     tilt changes and rebuilt at a flip of the tilt."""
-    from epcal.reference.engine import Lammps
+    from epcal.reference.lammps_driver import Lammps
     from epcal.reference.newton import energy_forces_hessian
     from epcal.reference.pair_lists import PeriodicPairList
 
@@ -93,7 +93,7 @@ def test_newton_aqs_avalanche_path_equals_cg_aqs(glass):
     3 iterations: same stress-strain curve as CG, both to ftol 1e-8."""
     from epcal.reference.aqs import AQS
     from epcal.reference.shear import run_aqs
-    from epcal.reference.engine import Lammps
+    from epcal.reference.lammps_driver import Lammps
 
     cg, _ = run_aqs(glass, 150, ftol=1e-8, solver="cg")
     with Lammps(glass) as lmp:
@@ -110,7 +110,7 @@ def test_compiled_avalanche_descent_equals_python_lbfgs(glass):
     loop of AQS._newton(precond=False) take the same iterates from a strongly sheared glass (energies
     equal to round-off over the first 40 iterations, both decreasing)."""
     from epcal.reference.aqs import AQS
-    from epcal.reference.engine import Lammps
+    from epcal.reference.lammps_driver import Lammps
 
     with Lammps(glass) as lmp:
         lmp.shear_box(0.05)  # affine shear far beyond the elastic branch: a descent of many iterations

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from epcal.reference import potential as pot
-from epcal.reference.engine import lammps_available
+from epcal.reference.lammps_driver import lammps_available
 
 lammps_only = pytest.mark.skipif(not lammps_available(), reason="LAMMPS python module not importable")
 
@@ -53,7 +53,7 @@ def _config(n=90, seed=3, xy=0.7):
 @lammps_only
 @pytest.mark.lammps
 def test_lammps_energy_forces_virial_match_numpy():
-    from epcal.reference.engine import Lammps, State
+    from epcal.reference.lammps_driver import Lammps, State
 
     pos, types, L, xy = _config()
     E, F, sig = pot.energy_forces_virial(pos, types, L, L, xy)
@@ -66,7 +66,7 @@ def test_lammps_energy_forces_virial_match_numpy():
     r = np.hypot(d[..., 0], d[..., 1])
     assert ((r > pot.R_IN) & (r < pot.R_OUT)).sum() > 50
     # LAMMPS stored the same (wrapped) positions
-    from epcal.reference.engine import min_image
+    from epcal.reference.lammps_driver import min_image
     assert np.abs(min_image(p - pos, L, L, xy)).max() < 1e-12
     assert ev["pe"] == pytest.approx(E, rel=1e-12, abs=1e-10)
     assert np.abs(f_l - F).max() < 1e-10 * max(1.0, np.abs(F).max())
@@ -78,7 +78,7 @@ def test_lammps_energy_forces_virial_match_numpy():
 @pytest.mark.parametrize("r", [1.0, 1.7, 2.1, 2.3, 2.49])
 def test_lammps_pair_energy_two_atoms(r):
     """Single pairs of every type at distances inside and beyond R_IN."""
-    from epcal.reference.engine import Lammps, State
+    from epcal.reference.lammps_driver import Lammps, State
 
     L = 12.0
     for (a, b), (s, e) in pot.PAIRS.items():

@@ -27,7 +27,7 @@ def warm_up(glass):
     """Compile (or load from numba's cache) every kernel of the newton solver outside the timings:
     a factorization and a few iterations of the compiled descent on the glass itself."""
     from epcal.reference.aqs import AQS
-    from epcal.reference.engine import Lammps
+    from epcal.reference.lammps_driver import Lammps
 
     with Lammps(glass) as lmp:
         a = AQS(lmp, ftol=1e-3, solver="newton")
@@ -39,7 +39,7 @@ def warm_up(glass):
 
 def aqs_variant(glass, steps, sample, **kw):
     from epcal.reference.aqs import AQS
-    from epcal.reference.engine import Lammps
+    from epcal.reference.lammps_driver import Lammps
 
     if kw.get("solver") == "newton":
         warm_up(glass)
@@ -102,11 +102,11 @@ def main():
     args = ap.parse_args()
 
     from epcal import code_version
-    from epcal.reference.engine import State, lammps_version
+    from epcal.reference.lammps_driver import State, lammps_version
     from epcal.reference.glass import prepare_glass
     from epcal.reference.lys import Patch
 
-    from epcal.reference.engine import is_root, world_size
+    from epcal.reference.lammps_driver import is_root, world_size
 
     if not is_root():  # under mpirun: every rank runs the benchmark, rank 0 reports
         import builtins
@@ -126,7 +126,7 @@ def main():
         glass.save("bench_glass.npz")
     if args.preshear > 0:
         from epcal.reference.aqs import AQS
-        from epcal.reference.engine import Lammps
+        from epcal.reference.lammps_driver import Lammps
 
         t0 = time.perf_counter()
         with Lammps(glass) as lmp:

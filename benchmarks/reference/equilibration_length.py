@@ -77,7 +77,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from epcal.atomicio import write_text  # noqa: E402
 from epcal.reference import glass  # noqa: E402
 from epcal.reference import potential as pot  # noqa: E402
-from epcal.reference.engine import Lammps, lammps_version  # noqa: E402
+from epcal.reference.lammps_driver import Lammps, lammps_version  # noqa: E402
 from epcal.schema import write_table  # noqa: E402
 
 

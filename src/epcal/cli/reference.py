@@ -164,7 +164,7 @@ def cmd_prepare(args) -> int:
 
     from epcal.atomicio import write_text
     from epcal.reference import glass
-    from epcal.reference.engine import is_root, lammps_version, world_size
+    from epcal.reference.lammps_driver import is_root, lammps_version, world_size
     from epcal.schema import write_table
 
     seed = glass.sample_seed(args.seed, args.replica)
@@ -204,7 +204,7 @@ def _jd(o):
 def cmd_shear(args) -> int:
     from epcal.atomicio import copy_file
     from epcal.reference import shear
-    from epcal.reference.engine import State, is_root, world_size
+    from epcal.reference.lammps_driver import State, is_root, world_size
     from epcal.schema import write_table
 
     n_steps = int(round(args.gamma_max / args.dgamma))
@@ -256,7 +256,7 @@ def cmd_bauschinger(args) -> int:
     import numpy as np
 
     from epcal.reference.bauschinger import bauschinger_test
-    from epcal.reference.engine import State, is_root
+    from epcal.reference.lammps_driver import State, is_root
     from epcal.schema import write_table
 
     st = State.load(args.state)
@@ -275,7 +275,7 @@ def cmd_probe(args) -> int:
 
     from epcal.atomicio import atomic_path, write_text
     from epcal.reference import lys
-    from epcal.reference.engine import State, is_root, world_size
+    from epcal.reference.lammps_driver import State, is_root, world_size
     from epcal.schema import PROBE, write_table
 
     root = is_root()  # under MPI only rank 0 writes (checkpoints, output, log)

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from .engine import Lammps, min_image
+from .lammps_driver import Lammps, min_image
 
 #: a step whose max non-affine displacement exceeds this is not used as first guess for the next
 EXTRAPOLATE_DMAX = 0.05
@@ -188,7 +188,7 @@ class AQS:
         ``precond=False``: plain L-BFGS in numpy, the slow reference of the compiled descent
         (:meth:`_descend`; the two are tested to take the same iterates).
         """
-        from .engine import MinResult
+        from .lammps_driver import MinResult
         from .pair_lists import PeriodicPairList
 
         lmp = self.lmp
@@ -323,7 +323,7 @@ class AQS:
         no stall test (on to the force tolerance)."""
         from . import lbfgs
         from . import potential as pot
-        from .engine import MinResult
+        from .lammps_driver import MinResult
 
         t0 = time.perf_counter()
         pl = self._pairs

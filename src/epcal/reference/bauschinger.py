@@ -18,7 +18,7 @@ import time
 import pandas as pd
 
 from .aqs import AQS
-from .engine import Lammps, State
+from .lammps_driver import Lammps, State
 
 COLUMNS = ("replica", "branch", "step", "gamma_ext", "gamma_load", "sxx", "syy", "sxy", "sigma_load", "d_max",
            "iterations")

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import potential as pot
-from .engine import Lammps, State
+from .lammps_driver import Lammps, State
 
 #: wave number of F_s(q, t): first peak of the structure factor, q = 2 pi / sigma_SL
 Q_FS = 2.0 * math.pi

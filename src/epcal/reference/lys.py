@@ -54,7 +54,7 @@ import numpy as np
 from . import potential as pot
 from ..observables import von_mises
 from ..tensors import resolved_shear, slip_matrix
-from .engine import Lammps, State, min_image
+from .lammps_driver import Lammps, State, min_image
 
 
 def m_tensor(alpha_deg: float) -> np.ndarray:

@@ -253,7 +253,7 @@ class PeriodicPairList:
         """Positions equivalent to ``x`` (same atoms modulo the lattice) on the list's images in
         ``box``; rebuilds the list if needed.  Pass the result to :meth:`energy_forces` /
         :meth:`hessian`."""
-        from .engine import min_image
+        from .lammps_driver import min_image
 
         x = np.array(x, dtype=float)
         box = tuple(float(b) for b in box)

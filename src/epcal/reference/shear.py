@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .aqs import AQS
-from .engine import Lammps, State
+from .lammps_driver import Lammps, State
 
 STEP_COLUMNS = ("replica", "step", "gamma_ext", "sxx", "syy", "sxy", "pe", "fnorm", "iterations",
                 "d_max", "d_rms", "seconds")
@@ -32,7 +32,7 @@ def run_aqs(state: State, n_steps: int, dgamma: float = 1e-4, ftol: float = 1e-6
     and all rows so far (resume with :func:`resume`).  ``snapshots``: {step:
     path} of states to save on the way (e.g. the stationary state to probe).
     """
-    from .engine import is_root
+    from .lammps_driver import is_root
 
     root = is_root()  # under MPI every rank runs this loop; only rank 0 writes files and logs
     log = log if root else None
