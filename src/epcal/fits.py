@@ -1,11 +1,12 @@
 """Optimum from the loss landscape (paper section 4.2).
 
-Per element length l and per k, the candidate (lambda, chi) with the lowest
-L_stat is kept; a parabola a + b k + c k^2 is fitted to L_stat(k) (by least
-squares, over the k values within ``half_width`` of the discrete minimum,
-all k when ``half_width`` is None) and k_hat = -b / (2c) (clipped to the
-fitted range; when c <= 0 the fit has no minimum and k_hat is the discrete
-minimum).  lambda_hat and chi_hat are obtained at k_hat from the per-k
+Per element length l and per k, the optimum over (lambda, chi) is kept
+(``per_k``); a curve is fitted to L_stat(k) by least squares over the k values
+within ``half_width`` of the discrete minimum (all k when ``half_width`` is
+None): ``k_model = "parabola"`` a + b k + c k^2, k_hat = -b / (2c) (clipped to
+the fitted range; when c <= 0 the fit has no minimum and k_hat is the discrete
+minimum), or ``k_model = "cubic"`` (the pipeline's default) a + b k + c k^2 +
+d k^3, k_hat its minimum over the window.  lambda_hat and chi_hat are obtained at k_hat from the per-k
 selected values: ``interp = "regression"`` (default) evaluates at k_hat a
 straight line fitted over the same window, which smooths the staircase a
 discrete (lambda, chi) grid produces; ``interp = "log_regression"`` fits that
