@@ -74,6 +74,16 @@ INTERP_METHODS = ("log_regression", "regression", "linear")
 FIT_STATUSES = ("estimate", "at_lower_edge", "at_upper_edge", "not_convex")
 
 
+def _finite(k, L):
+    """(k, L) as float arrays without their non-finite points; none left is an error."""
+    k = np.asarray(k, float)
+    L = np.asarray(L, float)
+    ok = np.isfinite(k) & np.isfinite(L)
+    if not ok.any():
+        raise ValueError("fit: no finite L_stat values")
+    return k[ok], L[ok]
+
+
 def _window(k, L, half_width, n_min: int = 3):
     """(k, L) of the window: within ``half_width`` of the discrete minimum, at least its n_min nearest."""
     j = int(np.argmin(L))
@@ -86,12 +96,7 @@ def _window(k, L, half_width, n_min: int = 3):
 
 def fit_parabola(k, L, half_width: float | None = None) -> ParabolaFit:
     """Least-squares parabola through L(k) near its discrete minimum; k_hat = -b/2c."""
-    k = np.asarray(k, float)
-    L = np.asarray(L, float)
-    ok = np.isfinite(k) & np.isfinite(L)
-    k, L = k[ok], L[ok]
-    if k.size == 0:
-        raise ValueError("fit: no finite L_stat values")
+    k, L = _finite(k, L)
     j = int(np.argmin(L))
     kw, Lw = _window(k, L, half_width)
     if np.unique(kw).size < 3:
@@ -129,12 +134,7 @@ def fit_cubic(k, L, half_width: float | None = None) -> ParabolaFit:
     strictly inside the window is an estimate (then a local minimum, L'' > 0); at an end of the
     window it is a bound (``at_lower_edge`` / ``at_upper_edge``).  With 4 k or fewer in all,
     :func:`fit_parabola`."""
-    k = np.asarray(k, float)
-    L = np.asarray(L, float)
-    ok = np.isfinite(k) & np.isfinite(L)
-    k, L = k[ok], L[ok]
-    if k.size == 0:
-        raise ValueError("fit: no finite L_stat values")
+    k, L = _finite(k, L)
     kw, Lw = _window(k, L, half_width, n_min=5)
     if np.unique(kw).size < 5:
         return fit_parabola(k, L, half_width)
