@@ -7,11 +7,12 @@ at a time; the avalanches are :func:`epcal.dynamics.relax`.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
-from .dynamics import ACTIVE, CACHE_MARGIN, _cache_bound, _dtau, new_cache, relax
-from .slip import RENEWAL_WORK_ROWS
+from .dynamics import ACTIVE, CACHE_MARGIN, _cache_bound, _dtau, new_workspace, relax
 from .variant_kernels import (activation_estimates_het, activation_estimates_pressure, active_at_het,
                               active_at_pressure, element_load, pressure_term)
 
@@ -158,29 +159,35 @@ def _steps_to_zero_stress(mean_sxy_internal, G, dgamma, n, sign, jmax):
     return j
 
 
-@njit(cache=True, nogil=True)
-def aqs(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, G, dgamma, n, n_end, stop_at_zero,
-        skip, rng, k, lam, chi, f_coef, slip_count, rec_step, rec_before, rec_after, rec_slips, variant_opts, het, pres):
-    """AQS simple shear from step n toward n_end (either sense), section 3.4.
+#: the AQS drive of :func:`aqs`: the shear modulus G of the external stress G gamma_ext, the strain
+#: step dgamma, the start and end steps n, n_end (either sense), whether to stop where the external
+#: stress crosses zero (unloading, section 5) and whether to skip elastic steps exactly
+Drive = namedtuple("Drive", ["G", "dgamma", "n", "n_end", "stop_at_zero", "skip"])
+#: the avalanche records of :func:`aqs`, one row each: step, Sigma_ext before and after, slips
+Records = namedtuple("Records", ["step", "before", "after", "slips"])
 
-    Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in the
-    rec_* buffers.  With ``skip`` the elastic steps are jumped over exactly;
-    without it the strain advances one dgamma at a time (reference path).  With
-    ``stop_at_zero`` the drive stops at the first step where the external stress
-    has crossed zero in the sense of driving (unloading, section 5).  Returns (n, records, finished):
-    ``finished`` is False when the buffers are full (call again to continue).
+
+@njit(cache=True, nogil=True)
+def aqs(sig, eps_pl, systems, lattice, law, drive, rng, slip_count, records, variant_opts, het, pres):
+    """AQS simple shear from step drive.n toward drive.n_end (either sense), section 3.4.
+
+    Records each avalanche as (step, Sigma_ext before, Sigma_ext after, slips) in ``records``
+    (:data:`Records`).  With ``drive.skip`` the elastic steps are jumped over exactly; without it the
+    strain advances one dgamma at a time (reference path).  With ``drive.stop_at_zero`` the drive
+    stops at the first step where the external stress has crossed zero in the sense of driving
+    (unloading, section 5).  The other arguments are those of :func:`epcal.dynamics.relax`.
+    Returns (n, records, finished): ``finished`` is False when the buffers are full (call again to
+    continue).
     """
-    E = sig.shape[0]
+    G, dgamma, n, n_end, stop_at_zero, skip = drive
+    tau_c, a, b = systems.tau_c, systems.a, systems.b
+    E, N = tau_c.shape
     sign = 1 if n_end >= n else -1
-    cap = rec_step.shape[0]
-    buf_e = np.empty(E, np.int64)
-    buf_s = np.empty(E, np.int64)
-    buf_dg = np.empty(E)
-    cache = new_cache(E)
+    cap = records.step.shape[0]
+    ws = new_workspace(E, N)
+    cache = ws.cache
+    work = ws.renewal
     lb = np.empty(E)
-    work = np.empty((RENEWAL_WORK_ROWS, tau_c.shape[1]))
-    scratch = np.empty((E, 3))
-    perm = np.empty(E, np.int64)
     nrec = 0
     mean_sxy_internal = mean_xy(sig)
     while n != n_end:
@@ -201,17 +208,16 @@ def aqs(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, G, dgamma, n
         ext = G * (n * dgamma)
         before = mean_sxy_internal + ext
         if het is None:
-            ns = relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext, rng, k, lam, chi, f_coef,
-                       slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
+            ns = relax(sig, eps_pl, systems, lattice, law, ext, rng, slip_count, ws, variant_opts, het, pres, None)
         else:  # model A: relax at gamma_ext; G is the sample's macroscopic modulus (records)
-            ns = relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, n * dgamma, rng, k, lam, chi, f_coef,
-                       slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
+            ns = relax(sig, eps_pl, systems, lattice, law, n * dgamma, rng, slip_count, ws, variant_opts, het, pres,
+                       None)
         if ns > 0:
             mean_sxy_internal = mean_xy(sig)
-            rec_step[nrec] = n
-            rec_before[nrec] = before
-            rec_after[nrec] = mean_sxy_internal + ext
-            rec_slips[nrec] = ns
+            records.step[nrec] = n
+            records.before[nrec] = before
+            records.after[nrec] = mean_sxy_internal + ext
+            records.slips[nrec] = ns
             nrec += 1
         if stop_at_zero and _crossed_zero(mean_sxy_internal, G, dgamma, n, sign):
             return n, nrec, True

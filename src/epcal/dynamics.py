@@ -12,7 +12,8 @@ State of one lattice (E = L*L elements, flat index e = i*L + j):
   (homogeneous elasticity).  ``sig`` holds the pre-stress Sigma^0 and the
   plastic-strain-induced stress.
 * ``eps_pl`` (E, 3) -- plastic strain (tensor components).
-* slip systems ``theta, tau_c, a, b, gamma_max_coef`` (E, N), see :mod:`epcal.slip`.
+* slip systems ``theta, tau_c, a, b, gamma_max_coef`` (E, N), see :mod:`epcal.slip`, passed
+  together as one :data:`epcal.slip.SystemArrays`.
 * the external strain is an integer step counter ``n``:
   gamma_ext = n * dgamma, and the external stress contribution is always
   evaluated as ``G * (n * dgamma)``.  Every activation test uses the same
@@ -23,20 +24,47 @@ Reduced kernels: a slip dg on system (a, b) is the plastic strain dg (a, -a, b/2
 so the stress change is (dg a) Kd + (dg b) Kx with Kd = K[..., :, 0] - K[..., :, 1] and
 Kx = K[..., :, 2] / 2 (:func:`reduce_kernel`), stored column-doubled (:func:`wrap_kernel`).
 
-Models A and B: the last two arguments ``het`` and ``pres`` of :func:`relax`,
-:func:`epcal.athermal.steps_to_activation`, :func:`epcal.athermal.aqs` and :func:`epcal.thermal.kmc_quench` (:mod:`epcal.variant_kernels`;
-None for every other model, pruned at compile time).  For A, ``relax`` receives gamma_ext
-instead of G gamma_ext, and ``G`` of ``aqs`` is the sample's macroscopic modulus.
+The kernels take their arguments in a few groups (named tuples, free inside numba): the state
+(``sig``, ``eps_pl``, the systems), the :data:`Lattice`, the :data:`SlipLaw`, the work arrays
+(:data:`Workspace`) and what the caller drives (:data:`epcal.athermal.Drive`,
+:data:`epcal.thermal.QuenchSchedule`, :data:`epcal.probe.LocalTests`).
+
+Models A and B: the arguments ``het`` and ``pres`` of :func:`relax`,
+:func:`epcal.athermal.steps_to_activation`, :func:`epcal.athermal.aqs`, :func:`epcal.thermal.kmc_quench`
+and :func:`epcal.probe.probe_kernel` (:mod:`epcal.variant_kernels`; None for every other model,
+pruned at compile time).  For A, ``relax`` receives gamma_ext instead of G gamma_ext, and ``G`` of
+``aqs`` is the sample's macroscopic modulus.  The last argument of :func:`relax`, ``patch``, is the
+boundary: None for the periodic lattice, a :data:`PatchBoundary` in the local shear test.
 """
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
-from .slip import draw_amplitude, renew_element, renew_systems, rng_uniform, slip_amplitude
+from .slip import (RENEWAL_WORK_ROWS, draw_amplitude, f_theta, renew_element, renew_systems, rng_uniform,
+                   slip_amplitude)
 from .variant_kernels import (apply_slip_dense, element_load, pressure_term, threshold_at,
                               weakest_at, weakest_pressure)
 from .variants import V_AMPLITUDES, V_KERNEL, V_SYSTEMS, V_THRESHOLDS
+
+#: the periodic lattice as the kernels read it: the reduced kernels (Kd, Kx) in the layout of
+#: :func:`wrap_kernel`, its size L, and the coefficients of the slip stiffness f(theta) (Eq. 6,
+#: :func:`epcal.slip.slip_stiffness_coefficients`)
+Lattice = namedtuple("Lattice", ["Kd", "Kx", "L", "f_coef"])
+#: the slip law: Weibull shape k and scale lam of the thresholds (Eq. 5), exponent chi of the amplitudes (Eq. 7)
+SlipLaw = namedtuple("SlipLaw", ["k", "lam", "chi"])
+#: the work arrays of :func:`relax`: the step's slips (element, system, amplitude), the per-element
+#: cache (:func:`new_cache`), the renewal work array (:func:`epcal.slip.renewal_work`), and the
+#: variants' redistribution scratch (:func:`redistribute`)
+Workspace = namedtuple("Workspace", ["buf_e", "buf_s", "buf_dg", "cache", "renewal", "scratch", "perm"])
+#: a patch's fixed boundary for :func:`relax` (:mod:`epcal.probe`): the rows of its elements' slip
+#: systems (``elements``; element e renewed moves to row overlay + e), its reduced kernel at ``offset``
+#: in (kernel_d, kernel_x), the f_x(theta) coefficients of its elements from f_coef[f_offset], and the
+#: trigger, the system (trigger, trigger_system) the loading brought to threshold
+PatchBoundary = namedtuple("PatchBoundary", ["elements", "overlay", "kernel_d", "kernel_x", "offset", "f_coef",
+                                             "f_offset", "trigger", "trigger_system"])
 
 #: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
 ACTIVE = 0.0
@@ -99,6 +127,22 @@ def apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b):
     eps_pl[e, 0] += dg * a
     eps_pl[e, 1] -= dg * a
     eps_pl[e, 2] += 0.5 * dg * b
+
+
+@njit(cache=True)
+def apply_slip_patch(sig, kernel_d, kernel_x, offset, x, dg, a, b):
+    """The stress change of a slip dg M at element x of an m-element patch with a fixed boundary.
+
+    ``kernel_d``/``kernel_x``: the patch's reduced kernel at ``offset``, laid out [source, target, 3]
+    (:func:`epcal.probe.flatten_patch_kernels`).  The patch's plastic strain is not recorded.
+    """
+    m = sig.shape[0]
+    base = offset + x * m * 3
+    for y in range(m):
+        kb = base + y * 3
+        sig[y, 0] += dg * (a * kernel_d[kb] + b * kernel_x[kb])
+        sig[y, 1] += dg * (a * kernel_d[kb + 1] + b * kernel_x[kb + 1])
+        sig[y, 2] += dg * (a * kernel_d[kb + 2] + b * kernel_x[kb + 2])
 
 
 @njit(cache=True)
@@ -173,6 +217,13 @@ def weakest_active(sig, ext_xy, tau_c, a, b, e):
     return bs, best
 
 
+@njit(cache=True)
+def new_workspace(E, N):
+    """The work arrays of :func:`relax` for E elements of N systems (:data:`Workspace`)."""
+    return Workspace(np.empty(E, np.int64), np.empty(E, np.int64), np.empty(E), new_cache(E),
+                     np.empty((RENEWAL_WORK_ROWS, N)), np.empty((E, 3)), np.empty(E, np.int64))
+
+
 #: safety margin of the cached bounds (stress units), far above round-off, far below any physics
 CACHE_MARGIN = 1e-10
 
@@ -200,18 +251,28 @@ def _cache_bound(cache, e, d, sxy):
 
 
 @njit(cache=True)
-def relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext_xy, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres):
+def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, variant_opts, het, pres, patch):
     """Athermal relaxation at fixed external strain (section 3.4); returns the number of slips.
 
     Synchronous steps: every element with an active system (Delta tau^c <= 0) slips
     on its weakest one, with amplitudes drawn from the stresses before this step's
     redistribution; then all redistributions are applied and the slipped elements'
-    systems renewed.  Repeats until no system is active.  ``slip_count[e]`` counts
-    slips per element; ``work`` is the renewal work array (:func:`epcal.slip.renewal_work`);
-    ``variant_opts`` the model variant (:mod:`epcal.variants`), ``scratch``/``perm`` its work arrays;
+    systems renewed.  Repeats until no system is active.  ``systems``: :data:`epcal.slip.SystemArrays`;
+    ``lattice``: :data:`Lattice`; ``law``: :data:`SlipLaw`; ``slip_count[e]`` counts slips per element;
+    ``ws``: :func:`new_workspace`; ``variant_opts`` the model variant (:mod:`epcal.variants`);
     ``het``/``pres`` models A and B (module docstring; for A ``ext_xy`` is gamma_ext).
+
+    The boundary: None, the periodic lattice (its kernel, or model A's dense one, or the variant's
+    redistribution); or a :data:`PatchBoundary`, the fixed boundary of the local shear test
+    (:mod:`epcal.probe`): ``sig`` is then the patch's stress (m, 3) and element e has the systems of
+    row patch.elements[e] (renewed into row patch.overlay + e: the probed state is not modified); the
+    patch's own kernel and gamma_max = -2 tau / f_x(theta) from each
+    element's self-response in the patch, and its trigger slips in the first step.
     """
+    theta, tau_c, a, b, gamma_max_coef = systems
+    Kd, Kx, L, f_coef = lattice
+    k, lam, chi = law
+    buf_e, buf_s, buf_dg, cache, work, scratch, perm = ws
     E = sig.shape[0]
     total = 0
     bound = cache[3]
@@ -220,7 +281,7 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext_xy, rn
     eshelby = variant_opts[V_KERNEL] == 0.0
     power_law = variant_opts[V_AMPLITUDES] == 0.0
     original_systems = variant_opts[V_SYSTEMS] == 0.0 and variant_opts[V_THRESHOLDS] == 0.0
-    for _ in range(MAX_RELAX_STEPS):
+    for step in range(MAX_RELAX_STEPS):
         nact = 0
         for e in range(E):  # branch-free, vectorized: bounds of all elements
             if het is None:
@@ -233,41 +294,54 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext_xy, rn
         for e in range(E):
             if bound[e] > CACHE_MARGIN:
                 continue
+            if patch is None:  # se: the element's row in the systems
+                se = e
+            else:
+                se = patch.elements[e]
             if het is None:
                 d = sig[e, 0] - sig[e, 1]
                 sxy = sig[e, 2] + ext_xy
             else:
                 d, sxy = element_load(sig, e, ext_xy, het)
             if pres is None:
-                if het is None:
-                    s, dt = weakest_active(sig, ext_xy, tau_c, a, b, e)
-                else:
-                    s, dt = weakest_at(tau_c, a, b, e, d, sxy)
+                s, dt = weakest_at(tau_c, a, b, se, d, sxy)
                 cache[0, e] = dt
             else:
                 qe = pressure_term(pres, sig[e, 0], sig[e, 1])
-                s, dt, raw = weakest_pressure(tau_c, a, b, e, d, sxy, qe)
+                s, dt, raw = weakest_pressure(tau_c, a, b, se, d, sxy, qe)
                 cache[0, e] = raw
             cache[1, e] = d
             cache[2, e] = sxy
+            if patch is not None:
+                if step == 0 and e == patch.trigger and dt > ACTIVE:
+                    # the trigger sits exactly at threshold; round-off may leave it at +1e-16
+                    s = patch.trigger_system
+                    dt = ACTIVE
             if dt <= ACTIVE:
                 if pres is None:
-                    tau = tau_c[e, s] - dt
+                    tau = tau_c[se, s] - dt
                 else:
-                    tau = threshold_at(tau_c[e, s], qe) - dt
+                    tau = threshold_at(tau_c[se, s], qe) - dt
+                if patch is None:
+                    gamma_max = gamma_max_coef[e, s] * tau
+                else:
+                    gamma_max = -2.0 * tau / f_theta(patch.f_coef[patch.f_offset + e], -2.0 * a[se, s], b[se, s])
                 buf_e[nact] = e
                 buf_s[nact] = s
                 if power_law:
-                    buf_dg[nact] = slip_amplitude(rng, gamma_max_coef[e, s] * tau, chi)
+                    buf_dg[nact] = slip_amplitude(rng, gamma_max, chi)
                 else:
-                    buf_dg[nact] = draw_amplitude(rng, gamma_max_coef[e, s] * tau, chi, variant_opts)
+                    buf_dg[nact] = draw_amplitude(rng, gamma_max, chi, variant_opts)
                 nact += 1
         if nact == 0:
             return total
         for i in range(nact):
             e = buf_e[i]
             s = buf_s[i]
-            if het is not None:
+            if patch is not None:
+                se = patch.elements[e]
+                apply_slip_patch(sig, patch.kernel_d, patch.kernel_x, patch.offset, e, buf_dg[i], a[se, s], b[se, s])
+            elif het is not None:
                 apply_slip_dense(sig, eps_pl, het.kernel_d, het.kernel_x, e, buf_dg[i], a[e, s], b[e, s])
             elif eshelby:
                 apply_slip(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s])
@@ -275,12 +349,17 @@ def relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, ext_xy, rn
                 redistribute(sig, eps_pl, Kd, Kx, L, e, buf_dg[i], a[e, s], b[e, s], variant_opts, rng, scratch, perm)
         for i in range(nact):
             e = buf_e[i]
+            if patch is None:
+                se = e
+            else:  # the patch's renewed systems go to its overlay rows
+                se = patch.overlay + e
+                patch.elements[e] = se
             if het is not None:  # gamma_max / tau from the element's own f_e(theta)
-                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, het.f_coef[e], work)
+                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, se, k, lam, het.f_coef[e], work)
             elif original_systems:
-                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work)
+                renew_element(rng, theta, tau_c, a, b, gamma_max_coef, se, k, lam, f_coef, work)
             else:
-                renew_systems(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work, variant_opts)
+                renew_systems(rng, theta, tau_c, a, b, gamma_max_coef, se, k, lam, f_coef, work, variant_opts)
             slip_count[e] += 1
             cache[0, e] = -np.inf
         total += nact

@@ -14,7 +14,8 @@ f_x(theta) = M:Kp[x, x]:M (its Eshelby tensor with the fixed boundary), which is
 what keeps every slip's dissipation non-negative (A.7) -- as in the authors'
 code, where the patch solver recomputes S.
 
-The probed state is never modified: renewed systems live in a per-test overlay.
+The probed state is never modified: each test relaxes a copy of the patch's stresses and slip
+systems (:func:`epcal.dynamics.relax` with the patch's fixed boundary).
 
 Model B (``pres``): every activation test of the patch uses the shifted thresholds
 tau_c + alpha_p p with the pressure of the patch element (unchanged by the traceless
@@ -24,12 +25,14 @@ uniform and the onset is found per patch.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
-from .dynamics import ACTIVE, CACHE_MARGIN, FRACTURE_LIMIT, MAX_RELAX_STEPS, RUNAWAY_MESSAGE
-from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_systems
-from .variant_kernels import dtau_pressure, pressure_term, threshold_at
+from .dynamics import PatchBoundary, new_workspace, relax
+from .slip import SystemArrays
+from .variant_kernels import dtau_pressure, pressure_term
 
 
 @njit(cache=True)
@@ -63,23 +66,42 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres):
     return g, arg
 
 
+#: the local shear tests of :func:`probe_kernel`: the patches' lower-left elements (flat indices),
+#: the patch sizes n, and cos 2 alpha, sin 2 alpha of the loading orientations
+LocalTests = namedtuple("LocalTests", ["corners", "n_list", "cos2a", "sin2a"])
+#: the fixed-boundary patch kernels (:func:`flatten_patch_kernels`): reduced kernels of size n_list[i]
+#: at offset[i] in (kernel_d, kernel_x), the f_x(theta) coefficients of its elements from f_coef[f_offset[i]]
+PatchKernels = namedtuple("PatchKernels", ["kernel_d", "kernel_x", "offset", "f_coef", "f_offset"])
+
+
+@njit(cache=True)
+def _with_overlay(x, rows):
+    """A copy of the (E, N) array x with ``rows`` more rows after it (the patch overlay)."""
+    out = np.empty((x.shape[0] + rows, x.shape[1]))
+    out[:x.shape[0]] = x
+    return out
+
+
 @njit(cache=True, nogil=True)
-def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat, kx_flat, k_off, patch_f_coef, patch_f_off,
-                 cos2a, sin2a, corners, rng, k, lam, chi, f_coef, out, variant_opts, het, pres):
+def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, variant_opts, het, pres):
     """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
     (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
 
-    sig: full element stress (E, 3) of the probed state.  corners: flat index of
-    the patch's lower-left element.  Kernel of size n at kd_flat[k_off[ni]:]
-    laid out as [b, a, 3] (reduced, see :func:`epcal.dynamics.reduce_kernel`);
-    patch_f_coef[patch_f_off[ni] + x] are the Fourier coefficients of f_x(theta) in that patch.
+    sig: full element stress (E, 3) of the probed state; ``systems``, ``lattice``, ``law`` as in
+    :func:`epcal.dynamics.relax`; ``tests``: :data:`LocalTests`; ``kernels``: :data:`PatchKernels`.
+    The avalanche after the onset is :func:`epcal.dynamics.relax` with the patch's fixed boundary
+    (:data:`epcal.dynamics.PatchBoundary`) on a copy of the patch's stresses; renewed systems go to
+    an overlay.
     ``variant_opts``: the model variant (:mod:`epcal.variants`): its slip systems, thresholds and
     amplitudes; the patch kernel stays the fixed-boundary Eshelby kernel in every variant.
     ``pres``: model B's pressure term (None otherwise).  ``het``: model A's patches, a
     :data:`epcal.variant_kernels.PatchSet` (None otherwise): the kernel and f_x of patch
-    (p, ni) at het.k_off[p, ni] and het.patch_f_off[p, ni] (k_off, patch_f_off unused), the loading
-    stress of element x per unit gamma~ R_x M(alpha) (het.resp), the onset found per patch.
+    (p, ni) at het.k_off[p, ni] and het.patch_f_off[p, ni] (kernels.offset, kernels.f_offset unused),
+    the loading stress of element x per unit gamma~ R_x M(alpha) (het.resp), the onset found per patch.
     """
+    tau_c, a, b = systems.tau_c, systems.a, systems.b
+    corners, n_list, cos2a, sin2a = tests
+    L = lattice.L
     E, N = tau_c.shape
     A = cos2a.shape[0]
     nmax = 0
@@ -92,20 +114,14 @@ def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat,
     else:
         load = np.empty((M, 3))
     loc_sig = np.empty((M, 3))
+    loc_eps_pl = np.zeros((M, 3))  # not recorded by the patch boundary
     loc_elem = np.empty(M, np.int64)
-    renewed = np.zeros(M, np.bool_)
-    patch_theta = np.empty((M, N))
-    patch_tau_c = np.empty((M, N))
-    patch_a = np.empty((M, N))
-    patch_b = np.empty((M, N))
-    patch_gamma_max_coef = np.empty((M, N))
-    work = np.empty((RENEWAL_WORK_ROWS, N))  # renewal work array (epcal.slip.renewal_work)
-    buf_a = np.empty(M, np.int64)
-    buf_s = np.empty(M, np.int64)
-    buf_dg = np.empty(M)
-    cache_dtau = np.empty(M)
-    cache_d = np.empty(M)
-    cache_sxy = np.empty(M)
+    loc_rows = np.empty(M, np.int64)
+    loc_slips = np.zeros(M, np.int64)  # slips per patch element (not reported)
+    # the systems and an overlay of M rows after them, where a test's renewed systems go
+    own = SystemArrays(_with_overlay(systems.theta, M), _with_overlay(tau_c, M), _with_overlay(a, M),
+                       _with_overlay(b, M), _with_overlay(systems.gamma_max_coef, M))
+    ws = new_workspace(M, N)
     for p in range(corners.shape[0]):
         ci = corners[p] // L
         cj = corners[p] - ci * L
@@ -113,8 +129,8 @@ def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat,
             n = n_list[ni]
             m = n * n
             if het is None:
-                off = k_off[ni]
-                pbase = patch_f_off[ni]
+                off = kernels.offset[ni]
+                pbase = kernels.f_offset[ni]
             else:
                 off = het.k_off[p, ni]
                 pbase = het.patch_f_off[p, ni]
@@ -184,7 +200,6 @@ def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat,
                         loc_sig[x, 0] = sig[e, 0] + lx
                         loc_sig[x, 1] = sig[e, 1] + ly
                         loc_sig[x, 2] = sig[e, 2] + lxy
-                        renewed[x] = False
                 else:
                     for c in range(3):
                         r[4 + c] = 0.0
@@ -193,108 +208,13 @@ def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat,
                         for c in range(3):
                             loc_sig[x, c] = sig[e, c] + gc * load[x, c]
                             r[4 + c] += loc_sig[x, c] / m
-                        renewed[x] = False
-                # avalanche at fixed gamma~ (fixed boundary)
-                slips = 0
-                first = True
-                for _ in range(MAX_RELAX_STEPS):
-                    nact = 0
-                    for x in range(m):
-                        d = loc_sig[x, 0] - loc_sig[x, 1]
-                        sxy = loc_sig[x, 2]
-                        # exact bound (|a| <= 1/2, |b| <= 1): skip elements that cannot be active
-                        if pres is None:
-                            if not first and not renewed[x] and cache_dtau[x] - (
-                                    0.5 * abs(d - cache_d[x]) + abs(sxy - cache_sxy[x])) > CACHE_MARGIN:
-                                continue
-                        elif not first and not renewed[x] and cache_dtau[x] - (
-                                0.5 * abs(d - cache_d[x]) + abs(sxy - cache_sxy[x])) \
-                                + pressure_term(pres, loc_sig[x, 0], loc_sig[x, 1]) > CACHE_MARGIN:
-                            continue
-                        best = np.inf
-                        bs = -1
-                        if renewed[x]:
-                            for s in range(N):
-                                dt = patch_tau_c[x, s] - (patch_a[x, s] * d + patch_b[x, s] * sxy)
-                                if dt < best:
-                                    best = dt
-                                    bs = s
-                        else:
-                            e = loc_elem[x]
-                            for s in range(N):
-                                dt = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
-                                if dt < best:
-                                    best = dt
-                                    bs = s
-                        cache_dtau[x] = best  # unshifted: the bound above is on the unshifted distances
-                        if pres is not None:  # model B: shifted distances (the weakest system is the same for q >= 0)
-                            qx = pressure_term(pres, loc_sig[x, 0], loc_sig[x, 1])
-                            if qx >= 0.0:
-                                best = best + qx
-                            else:
-                                best = np.inf
-                                for s in range(N):
-                                    if renewed[x]:
-                                        dt = dtau_pressure(patch_tau_c[x, s], patch_a[x, s], patch_b[x, s], d, sxy, qx)
-                                    else:
-                                        e = loc_elem[x]
-                                        dt = dtau_pressure(tau_c[e, s], a[e, s], b[e, s], d, sxy, qx)
-                                    if dt < best:
-                                        best = dt
-                                        bs = s
-                        cache_d[x] = d
-                        cache_sxy[x] = sxy
-                        if first and x == trig and best > ACTIVE:
-                            # the trigger sits exactly at threshold; round-off may leave it at +1e-16
-                            bs = trig_s
-                            best = ACTIVE
-                        if best <= ACTIVE:
-                            if renewed[x]:
-                                tc = patch_tau_c[x, bs]
-                                s2 = -2.0 * patch_a[x, bs]
-                                c2 = patch_b[x, bs]
-                            else:
-                                e = loc_elem[x]
-                                tc = tau_c[e, bs]
-                                s2 = -2.0 * a[e, bs]
-                                c2 = b[e, bs]
-                            if pres is None:
-                                tau = tc - best
-                            else:
-                                tau = threshold_at(tc, qx) - best
-                            fc = patch_f_coef[pbase + x]
-                            f = fc[0] + fc[1] * (c2 * c2 - s2 * s2) + fc[2] * (2.0 * s2 * c2) + fc[3] * c2 + fc[4] * s2
-                            buf_a[nact] = x
-                            buf_s[nact] = bs
-                            buf_dg[nact] = draw_amplitude(rng, -2.0 * tau / f, chi, variant_opts)
-                            nact += 1
-                    first = False
-                    if nact == 0:
-                        break
-                    for i in range(nact):
-                        x = buf_a[i]
-                        s = buf_s[i]
-                        if renewed[x]:
-                            sa = patch_a[x, s]
-                            sb = patch_b[x, s]
-                        else:
-                            sa = a[loc_elem[x], s]
-                            sb = b[loc_elem[x], s]
-                        dg = buf_dg[i]
-                        base = off + x * m * 3
-                        for y in range(m):
-                            kb = base + y * 3
-                            loc_sig[y, 0] += dg * (sa * kd_flat[kb] + sb * kx_flat[kb])
-                            loc_sig[y, 1] += dg * (sa * kd_flat[kb + 1] + sb * kx_flat[kb + 1])
-                            loc_sig[y, 2] += dg * (sa * kd_flat[kb + 2] + sb * kx_flat[kb + 2])
-                    for i in range(nact):
-                        x = buf_a[i]
-                        renew_systems(rng, patch_theta, patch_tau_c, patch_a, patch_b, patch_gamma_max_coef, x, k, lam,
-                                      f_coef, work, variant_opts)
-                        renewed[x] = True
-                    slips += nact
-                    if slips > FRACTURE_LIMIT * m:
-                        raise RuntimeError(RUNAWAY_MESSAGE)
+                # avalanche at fixed gamma~ (fixed boundary): every element is scanned in its first step
+                ws.cache[0, :m] = -np.inf
+                loc_rows[:m] = loc_elem[:m]
+                boundary = PatchBoundary(loc_rows[:m], E, kernels.kernel_d, kernels.kernel_x, off, kernels.f_coef,
+                                         pbase, trig, trig_s)
+                slips = relax(loc_sig[:m], loc_eps_pl[:m], own, lattice, law, 0.0, rng, loc_slips[:m], ws,
+                              variant_opts, None, pres, boundary)
                 sf0 = 0.0
                 sf1 = 0.0
                 sf2 = 0.0
@@ -309,7 +229,7 @@ def probe_kernel(sig, theta, tau_c, a, b, gamma_max_coef, L, G, n_list, kd_flat,
 
 
 def flatten_patch_kernels(kernels: list[np.ndarray]):
-    """Reduced patch kernels laid out for :func:`probe_kernel`: (kd_flat, kx_flat, offsets, pf, pf_offsets).
+    """Reduced patch kernels laid out for :func:`probe_kernel` (:data:`PatchKernels`).
 
     For a kernel Kp[a, b] (stress at a from plastic strain at b) the layout is
     [b, a, component] so that one slip reads a contiguous block.
@@ -330,5 +250,5 @@ def flatten_patch_kernels(kernels: list[np.ndarray]):
         kx_parts.append(np.ascontiguousarray(Kx.transpose(1, 0, 2)).ravel())
         offs.append(pos)
         pos += kd_parts[-1].size
-    return (np.concatenate(kd_parts), np.concatenate(kx_parts), np.array(offs, np.int64),
-            np.ascontiguousarray(np.concatenate(pf)), np.array(pf_offs, np.int64))
+    return PatchKernels(np.concatenate(kd_parts), np.concatenate(kx_parts), np.array(offs, np.int64),
+                        np.ascontiguousarray(np.concatenate(pf)), np.array(pf_offs, np.int64))

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from . import code_version
-from .athermal import aqs
-from .dynamics import reduce_kernel, wrap_kernel
-from .thermal import kmc_quench
+from .athermal import Drive, Records, aqs
+from .dynamics import Lattice, SlipLaw, reduce_kernel, wrap_kernel
+from .thermal import QuenchSchedule, kmc_quench
 from .kernel_cache import patch_kernel, periodic_kernel
 from .lattice_tables import LatticeState, state_frame
 from .observables import macro_frame, probe_frame
 from .params import EPMParams
-from .probe import flatten_patch_kernels, probe_kernel
+from .probe import LocalTests, PatchKernels, flatten_patch_kernels, probe_kernel
 from .samples import Sample, draw_sample, make_sample, slip_coefficients_of_elements
 from .schema import DELTA_GAMMA
 from .slip import SlipSystems, make_rng_state, slip_stiffness_coefficients
@@ -115,10 +115,12 @@ class Model:
         return self.params.G, None, None
 
     def _args(self, state):
+        """(sig, eps_pl, systems, lattice, law): the state and model arguments of the engine kernels."""
         p = self.params
         if state.slip_count is None:
             state.slip_count = np.zeros(p.L * p.L, np.int64)
-        return (state.sig, state.eps_pl, *state.systems.arrays(), self.Kd, self.Kx, p.L)
+        return (state.sig, state.eps_pl, state.systems.arrays(), Lattice(self.Kd, self.Kx, p.L, self.f_coef),
+                SlipLaw(float(p.k), float(p.lam), float(p.chi)))
 
     # ----------------------------------------------------------------- quench
     def quench(self, state: LatticeState, T: float, rng: np.ndarray, *, block: int | None = None,
@@ -137,8 +139,8 @@ class Model:
         block = E if block is None else int(block)
         history = np.zeros((max_blocks, 2))
         _, het, pres = self._mechanics(state)
-        events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, p.k, p.lam, p.chi,
-                                          self.f_coef, state.slip_count, block, rtol, min_blocks, max_blocks,
+        schedule = QuenchSchedule(block, float(rtol), int(min_blocks), int(max_blocks))
+        events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, state.slip_count, schedule,
                                           history, self.variant_opts, het, pres, context=f"KMC quench at T = {T} with {p}")
         state.eps_pl[:] = 0.0
         return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
@@ -168,9 +170,9 @@ class Model:
             rb = np.empty(chunk)
             ra = np.empty(chunk)
             rn = np.empty(chunk, np.int64)
-            n, cnt, done = _engine_call(aqs, *self._args(state), G, self.dgamma, n, n_end, stop_at_zero_stress,
-                                        skip, rng, p.k, p.lam, p.chi, self.f_coef, state.slip_count, rs, rb, ra,
-                                        rn, self.variant_opts, het, pres,
+            drive = Drive(float(G), self.dgamma, int(n), int(n_end), bool(stop_at_zero_stress), bool(skip))
+            n, cnt, done = _engine_call(aqs, *self._args(state), drive, rng, state.slip_count, Records(rs, rb, ra, rn),
+                                        self.variant_opts, het, pres,
                                         context=f"AQS with {p} near gamma_ext = {n * self.dgamma:.4f}")
             state.step = int(n)
             rows_step.append(rs[:cnt]); rows_b.append(rb[:cnt]); rows_a.append(ra[:cnt]); rows_s.append(rn[:cnt])
@@ -210,17 +212,17 @@ class Model:
 
             self.patch_kernels(n_arr)  # validates the sizes
             kd, kx, pf, het = patch_set(state.sample.shear_moduli, p.L, p.B, n_arr, corners)
-            off = patch_f_off = np.zeros(len(n_arr), np.int64)
+            unused = np.zeros(len(n_arr), np.int64)
+            kernels = PatchKernels(kd, kx, unused, pf, unused)
         else:
-            kd, kx, off, pf, patch_f_off = self.patch_kernels(n_arr)
+            kernels = self.patch_kernels(n_arr)
             het = None
         alpha = np.deg2rad(np.asarray(alpha_deg, float))
         out = np.empty((len(corners), len(n_arr), len(alpha), 11))
-        sys = state.systems
-        _engine_call(probe_kernel, state.stress(p.G, self.dgamma), sys.theta, sys.tau_c, sys.a, sys.b, sys.gamma_max_coef,
-                     p.L, p.G, n_arr, kd, kx, off, pf, patch_f_off, np.cos(2 * alpha), np.sin(2 * alpha), corners, rng,
-                     p.k, p.lam, p.chi, self.f_coef, out, self.variant_opts, het, pres,
-                     context=f"local shear test with {p}")
+        _, _, systems, lattice, law = self._args(state)
+        tests = LocalTests(corners, n_arr, np.cos(2 * alpha), np.sin(2 * alpha))
+        _engine_call(probe_kernel, state.stress(p.G, self.dgamma), systems, lattice, law, p.G, tests, kernels, rng, out,
+                     self.variant_opts, het, pres, context=f"local shear test with {p}")
         return out, corners
 
 

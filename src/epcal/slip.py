@@ -18,6 +18,8 @@ explicit uint64 array (one per replica), so results depend only on the seed.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -89,7 +91,7 @@ def slip_amplitude(state, gamma_max, chi):
 
 # --------------------------------------------------------------- slip systems
 @njit(cache=True, inline="always")
-def _f_theta(f_coef, s2, c2):
+def f_theta(f_coef, s2, c2):
     """f(theta) from sin 2theta, cos 2theta: f0 + f4c cos4t + f4s sin4t + f2c cos2t + f2s sin2t
     (exact on the Q4 lattice, see :func:`slip_stiffness_coefficients`)."""
     return f_coef[0] + f_coef[1] * (c2 * c2 - s2 * s2) + f_coef[2] * (2.0 * s2 * c2) + f_coef[3] * c2 + f_coef[4] * s2
@@ -104,7 +106,7 @@ def _fill_system(theta, tau_c, a, b, gamma_max_coef, e, s, angle, tc, f_coef):
     tau_c[e, s] = tc
     a[e, s] = -0.5 * s2
     b[e, s] = c2
-    gamma_max_coef[e, s] = -2.0 / _f_theta(f_coef, s2, c2)
+    gamma_max_coef[e, s] = -2.0 / f_theta(f_coef, s2, c2)
 
 
 #: rows of the renewal work array (:func:`renewal_work`)
@@ -187,7 +189,7 @@ def renew_element(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, 
         tc[s] = lam * y[s]
         ar[s] = -0.5 * sn
         br[s] = cs
-        gr[s] = -2.0 / _f_theta(f_coef, sn, cs)
+        gr[s] = -2.0 / f_theta(f_coef, sn, cs)
 
 
 @njit(cache=True)
@@ -204,11 +206,11 @@ def renew_systems(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, 
         theta[e, 0] = 0.0
         a[e, 0] = 0.0
         b[e, 0] = 1.0
-        gamma_max_coef[e, 0] = -2.0 / _f_theta(f_coef, 0.0, 1.0)
+        gamma_max_coef[e, 0] = -2.0 / f_theta(f_coef, 0.0, 1.0)
         theta[e, 1] = 0.5 * np.pi
         a[e, 1] = 0.0
         b[e, 1] = -1.0
-        gamma_max_coef[e, 1] = -2.0 / _f_theta(f_coef, 0.0, -1.0)
+        gamma_max_coef[e, 1] = -2.0 / f_theta(f_coef, 0.0, -1.0)
         tau_c[e, 0] = tc
         tau_c[e, 1] = tc
         return
@@ -250,6 +252,11 @@ def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
     return coef
 
 
+#: the slip systems as the kernels read them, each (E, N): angle, threshold tau_c, the coefficients
+#: (a, b) of the resolved stress M:Sigma = a (Sxx - Syy) + b Sxy (Eq. 4) and gamma_max / tau (Eq. 6)
+SystemArrays = namedtuple("SystemArrays", ["theta", "tau_c", "a", "b", "gamma_max_coef"])
+
+
 class SlipSystems:
     """Arrays of the N slip systems of E elements (see module docstring)."""
 
@@ -271,8 +278,8 @@ class SlipSystems:
         renew_all(rng_state, sys.theta, sys.tau_c, sys.a, sys.b, sys.gamma_max_coef, k, lam, f_coef, variant.options())
         return sys
 
-    def arrays(self):
-        return self.theta, self.tau_c, self.a, self.b, self.gamma_max_coef
+    def arrays(self) -> "SystemArrays":
+        return SystemArrays(self.theta, self.tau_c, self.a, self.b, self.gamma_max_coef)
 
     def copy(self) -> "SlipSystems":
         new = SlipSystems.__new__(SlipSystems)

@@ -4,13 +4,20 @@ thermal event).  Event selection by thinning over a sum tree of per-element rate
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
-from .dynamics import _dtau, new_cache, redistribute, relax, weakest_active
-from .slip import RENEWAL_WORK_ROWS, draw_amplitude, renew_element, renew_systems, rng_uniform
+from .dynamics import _dtau, new_workspace, redistribute, relax, weakest_active
+from .slip import draw_amplitude, renew_element, renew_systems, rng_uniform
 from .variant_kernels import (apply_slip_dense, element_rates_pressure, pressure_term, threshold_at,
                               weakest_pressure)
+#: the stationarity test of :func:`kmc_quench`: blocks of ``block`` events, relative tolerance
+#: ``rtol``, between ``min_blocks`` and ``max_blocks`` blocks
+QuenchSchedule = namedtuple("QuenchSchedule", ["block", "rtol", "min_blocks", "max_blocks"])
+
+
 @njit(cache=True)
 def _element_rates(sig, tau_c, a, b, T, e, rates):
     d = sig[e, 0] - sig[e, 1]
@@ -117,8 +124,7 @@ def kmc_select(sig, tau_c, a, b, T, rng, tree, P, upper, rref, dref, sref, rates
 
 
 @njit(cache=True, nogil=True)
-def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, T, rng, k, lam, chi, f_coef,
-               slip_count, block, rtol, min_blocks, max_blocks, history, variant_opts, het, pres):
+def kmc_quench(sig, eps_pl, systems, lattice, law, T, rng, slip_count, schedule, history, variant_opts, het, pres):
     """Thermal KMC at gamma_ext = 0 (appendix A.3) until stationarity, then T = 0 relaxation.
 
     Rates nu = exp(-Delta tau^c / T) (Eq. 11, V_a = 1).  A thermal event slips the
@@ -134,7 +140,8 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, T, rn
     nu_n / sum nu.  After an event the bounds of all elements are updated in O(E);
     elements that slipped or whose bound exceeds T/2 are recomputed exactly.
 
-    Stationarity criterion (stated and tested): blocks of ``block`` thermal events;
+    Stationarity criterion (stated and tested; ``schedule``: :data:`QuenchSchedule`): blocks of
+    ``block`` thermal events;
     per block the means of X1 = <Sigma_vm> and X2 = <min_s Delta tau^c> over
     elements, sampled 16 times per block.  Stationary when every element has
     slipped at least once and, for both X, the mean of the last two blocks differs
@@ -144,8 +151,13 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, T, rn
 
     Model B: rates and X2 from the shifted distances, the thermal amplitude bound gamma_max of the
     shifted threshold, and B_e includes the change |alpha_p| |tr - tr_ref| / 2 of alpha_p p.
-    Model A: dense redistribution and each element's own f_e (no external load here).
+    Model A: dense redistribution and each element's own f_e (no external load here).  The other
+    arguments are those of :func:`epcal.dynamics.relax`.
     """
+    theta, tau_c, a, b, gamma_max_coef = systems
+    Kd, Kx, L, f_coef = lattice
+    k, lam, chi = law
+    block, rtol, min_blocks, max_blocks = schedule
     E, N = tau_c.shape
     P = 1
     while P < E:
@@ -157,16 +169,10 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, T, rn
     sref = np.empty(E)
     upper = np.empty(E)
     last_count = np.empty(E, np.int64)
-    buf_e = np.empty(E, np.int64)
-    buf_s = np.empty(E, np.int64)
-    buf_dg = np.empty(E)
-    cache = new_cache(E)
-    work = np.empty((RENEWAL_WORK_ROWS, N))
-    scratch = np.empty((E, 3))
-    perm = np.empty(E, np.int64)
+    ws = new_workspace(E, N)
+    cache, work, scratch, perm = ws.cache, ws.renewal, ws.scratch, ws.perm
     # start from an athermally stable state
-    relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-          slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
+    relax(sig, eps_pl, systems, lattice, law, 0.0, rng, slip_count, ws, variant_opts, het, pres, None)
     if pres is not None:
         tref = np.empty(E)
         alpha = abs(pres[0])
@@ -201,8 +207,7 @@ def kmc_quench(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, T, rn
                 renew_element(rng, theta, tau_c, a, b, gamma_max_coef, e, k, lam, het.f_coef[e], work)
             slip_count[e] += 1
             cache[0, e] = -np.inf
-            relax(sig, eps_pl, theta, tau_c, a, b, gamma_max_coef, Kd, Kx, L, 0.0, rng, k, lam, chi, f_coef,
-                  slip_count, buf_e, buf_s, buf_dg, cache, work, variant_opts, scratch, perm, het, pres)
+            relax(sig, eps_pl, systems, lattice, law, 0.0, rng, slip_count, ws, variant_opts, het, pres, None)
             events += 1
             # --- update the bounds of all elements
             for q in range(E):

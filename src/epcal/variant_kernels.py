@@ -70,7 +70,7 @@ def threshold_at(tau_c, q):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def weakest_at(tau_c, a, b, e, d, sxy):
     """(system, Delta tau^c) of the lowest distance to threshold of element e at load (d, Sxy)."""
     best = np.inf
