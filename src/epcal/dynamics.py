@@ -59,12 +59,14 @@ SlipLaw = namedtuple("SlipLaw", ["k", "lam", "chi"])
 #: cache (:func:`new_cache`), the renewal work array (:func:`epcal.slip.renewal_work`), and the
 #: variants' redistribution scratch (:func:`redistribute`)
 Workspace = namedtuple("Workspace", ["buf_e", "buf_s", "buf_dg", "cache", "renewal", "scratch", "perm"])
-#: a patch's fixed boundary for :func:`relax` (:mod:`epcal.probe`): the rows of its elements' slip
-#: systems (``elements``; element e renewed moves to row overlay + e), its reduced kernel at ``offset``
-#: in (kernel_d, kernel_x), the f_x(theta) coefficients of its elements from f_coef[f_offset], and the
-#: trigger, the system (trigger, trigger_system) the loading brought to threshold
-PatchBoundary = namedtuple("PatchBoundary", ["elements", "overlay", "kernel_d", "kernel_x", "offset", "f_coef",
-                                             "f_offset", "trigger", "trigger_system"])
+#: a patch's fixed boundary for :func:`relax` (:mod:`epcal.probe`): ``rows``, the rows of its elements'
+#: slip systems (element e renewed moves to row overlay + e); ``geometry``, the integers
+#: (:data:`PATCH_SIZE` ... :data:`PATCH_TRIGGER_SYSTEM`) of the current test; its reduced kernel at
+#: ``offset`` in (kernel_d, kernel_x); the f_x(theta) coefficients of its elements from f_coef[f_offset]
+PatchBoundary = namedtuple("PatchBoundary", ["rows", "geometry", "kernel_d", "kernel_x", "f_coef"])
+#: entries of PatchBoundary.geometry: elements m, first overlay row, kernel offset, f offset, and the
+#: system (trigger, trigger_system) the loading brought to threshold
+PATCH_SIZE, PATCH_OVERLAY, PATCH_OFFSET, PATCH_F_OFFSET, PATCH_TRIGGER, PATCH_TRIGGER_SYSTEM = range(6)
 
 #: the activation predicate is Delta tau^c = tau_c - tau <= ACTIVE (section 3.1, DESIGN.md)
 ACTIVE = 0.0
@@ -130,13 +132,13 @@ def apply_slip(sig, eps_pl, Kd2, Kx2, L, e, dg, a, b):
 
 
 @njit(cache=True)
-def apply_slip_patch(sig, kernel_d, kernel_x, offset, x, dg, a, b):
-    """The stress change of a slip dg M at element x of an m-element patch with a fixed boundary.
+def apply_slip_patch(sig, kernel_d, kernel_x, offset, m, x, dg, a, b):
+    """The stress change of a slip dg M at element x of an m-element patch with a fixed boundary
+    (its stresses: the first m rows of ``sig``).
 
     ``kernel_d``/``kernel_x``: the patch's reduced kernel at ``offset``, laid out [source, target, 3]
     (:func:`epcal.probe.flatten_patch_kernels`).  The patch's plastic strain is not recorded.
     """
-    m = sig.shape[0]
     base = offset + x * m * 3
     for y in range(m):
         kb = base + y * 3
@@ -264,16 +266,19 @@ def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, varia
 
     The boundary: None, the periodic lattice (its kernel, or model A's dense one, or the variant's
     redistribution); or a :data:`PatchBoundary`, the fixed boundary of the local shear test
-    (:mod:`epcal.probe`): ``sig`` is then the patch's stress (m, 3) and element e has the systems of
-    row patch.elements[e] (renewed into row patch.overlay + e: the probed state is not modified); the
-    patch's own kernel and gamma_max = -2 tau / f_x(theta) from each
+    (:mod:`epcal.probe`): ``sig`` then holds the patch's stresses in its first m rows and element e
+    has the systems of row patch.rows[e] (renewed into the overlay rows: the probed state is not
+    modified); the patch's own kernel and gamma_max = -2 tau / f_x(theta) from each
     element's self-response in the patch, and its trigger slips in the first step.
     """
     theta, tau_c, a, b, gamma_max_coef = systems
     Kd, Kx, L, f_coef = lattice
     k, lam, chi = law
     buf_e, buf_s, buf_dg, cache, work, scratch, perm = ws
-    E = sig.shape[0]
+    if patch is None:
+        E = sig.shape[0]
+    else:  # the patch's elements are the first m rows of its arrays
+        E = patch.geometry[PATCH_SIZE]
     total = 0
     bound = cache[3]
     # the original model's kernels are called directly, not through the variant dispatchers
@@ -297,7 +302,7 @@ def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, varia
             if patch is None:  # se: the element's row in the systems
                 se = e
             else:
-                se = patch.elements[e]
+                se = patch.rows[e]
             if het is None:
                 d = sig[e, 0] - sig[e, 1]
                 sxy = sig[e, 2] + ext_xy
@@ -313,9 +318,9 @@ def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, varia
             cache[1, e] = d
             cache[2, e] = sxy
             if patch is not None:
-                if step == 0 and e == patch.trigger and dt > ACTIVE:
+                if step == 0 and e == patch.geometry[PATCH_TRIGGER] and dt > ACTIVE:
                     # the trigger sits exactly at threshold; round-off may leave it at +1e-16
-                    s = patch.trigger_system
+                    s = patch.geometry[PATCH_TRIGGER_SYSTEM]
                     dt = ACTIVE
             if dt <= ACTIVE:
                 if pres is None:
@@ -325,7 +330,8 @@ def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, varia
                 if patch is None:
                     gamma_max = gamma_max_coef[e, s] * tau
                 else:
-                    gamma_max = -2.0 * tau / f_theta(patch.f_coef[patch.f_offset + e], -2.0 * a[se, s], b[se, s])
+                    fc = patch.f_coef[patch.geometry[PATCH_F_OFFSET] + e]
+                    gamma_max = -2.0 * tau / f_theta(fc, -2.0 * a[se, s], b[se, s])
                 buf_e[nact] = e
                 buf_s[nact] = s
                 if power_law:
@@ -339,8 +345,9 @@ def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, varia
             e = buf_e[i]
             s = buf_s[i]
             if patch is not None:
-                se = patch.elements[e]
-                apply_slip_patch(sig, patch.kernel_d, patch.kernel_x, patch.offset, e, buf_dg[i], a[se, s], b[se, s])
+                se = patch.rows[e]
+                apply_slip_patch(sig, patch.kernel_d, patch.kernel_x, patch.geometry[PATCH_OFFSET], E, e, buf_dg[i],
+                                 a[se, s], b[se, s])
             elif het is not None:
                 apply_slip_dense(sig, eps_pl, het.kernel_d, het.kernel_x, e, buf_dg[i], a[e, s], b[e, s])
             elif eshelby:
@@ -352,8 +359,8 @@ def relax(sig, eps_pl, systems, lattice, law, ext_xy, rng, slip_count, ws, varia
             if patch is None:
                 se = e
             else:  # the patch's renewed systems go to its overlay rows
-                se = patch.overlay + e
-                patch.elements[e] = se
+                se = patch.geometry[PATCH_OVERLAY] + e
+                patch.rows[e] = se
             if het is not None:  # gamma_max / tau from the element's own f_e(theta)
                 renew_element(rng, theta, tau_c, a, b, gamma_max_coef, se, k, lam, het.f_coef[e], work)
             elif original_systems:

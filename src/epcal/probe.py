@@ -30,7 +30,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .dynamics import PatchBoundary, new_workspace, relax
+from .dynamics import (PATCH_F_OFFSET, PATCH_OFFSET, PATCH_OVERLAY, PATCH_SIZE, PATCH_TRIGGER, PATCH_TRIGGER_SYSTEM,
+                       PatchBoundary, new_workspace, relax)
 from .slip import SystemArrays
 from .variant_kernels import dtau_pressure, pressure_term
 
@@ -122,6 +123,10 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
     own = SystemArrays(_with_overlay(systems.theta, M), _with_overlay(tau_c, M), _with_overlay(a, M),
                        _with_overlay(b, M), _with_overlay(systems.gamma_max_coef, M))
     ws = new_workspace(M, N)
+    cache = ws.cache
+    geometry = np.empty(6, np.int64)
+    geometry[PATCH_OVERLAY] = E
+    boundary = PatchBoundary(loc_rows, geometry, kernels.kernel_d, kernels.kernel_x, kernels.f_coef)
     for p in range(corners.shape[0]):
         ci = corners[p] // L
         cj = corners[p] - ci * L
@@ -137,6 +142,9 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
             for u in range(n):
                 for v in range(n):
                     loc_elem[u * n + v] = ((ci + u) % L) * L + (cj + v) % L
+            geometry[PATCH_SIZE] = m
+            geometry[PATCH_OFFSET] = off
+            geometry[PATCH_F_OFFSET] = pbase
             si0 = 0.0
             si1 = 0.0
             si2 = 0.0
@@ -209,12 +217,13 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
                             loc_sig[x, c] = sig[e, c] + gc * load[x, c]
                             r[4 + c] += loc_sig[x, c] / m
                 # avalanche at fixed gamma~ (fixed boundary): every element is scanned in its first step
-                ws.cache[0, :m] = -np.inf
-                loc_rows[:m] = loc_elem[:m]
-                boundary = PatchBoundary(loc_rows[:m], E, kernels.kernel_d, kernels.kernel_x, off, kernels.f_coef,
-                                         pbase, trig, trig_s)
-                slips = relax(loc_sig[:m], loc_eps_pl[:m], own, lattice, law, 0.0, rng, loc_slips[:m], ws,
-                              variant_opts, None, pres, boundary)
+                for x in range(m):
+                    loc_rows[x] = loc_elem[x]
+                    cache[0, x] = -np.inf
+                geometry[PATCH_TRIGGER] = trig
+                geometry[PATCH_TRIGGER_SYSTEM] = trig_s
+                slips = relax(loc_sig, loc_eps_pl, own, lattice, law, 0.0, rng, loc_slips, ws, variant_opts, None, pres,
+                              boundary)
                 sf0 = 0.0
                 sf1 = 0.0
                 sf2 = 0.0
