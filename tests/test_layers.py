@@ -1,4 +1,4 @@
-"""The layering of src/epcal (DESIGN.md, "Layers"; issue 14), checked on the imports of every module.
+"""The layering of src/epcal (DESIGN.md, "Layers"; README.md, the map of the code), checked on the imports of every module.
 
 Every import counts, also the ones inside functions.  The contracts:
 
@@ -10,8 +10,10 @@ Every import counts, also the ones inside functions.  The contracts:
 * losses and fits read no files;
 * no import circles.
 
-KNOWN lists violations allowed for now (it started with the eight the code had before issue 14
-and is empty since): the test fails on any violation not listed, and on a listed one that is gone.
+KNOWN lists violations allowed for now (empty): the test fails on any violation not listed, and on
+a listed one that is gone.  The Snakefile and its rules import only the start-up modules (which
+reference and its check, the lattice, the config grids, the source files of each verb); the jobs
+call the CLI.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ ENGINE = {"vecmath", "elastic", "slip", "dynamics", "athermal", "thermal", "prob
           "samples", "params"}
 DRIVERS = {"simulate", "bauschinger", "variant_search", "kernel_cache", "stages", "stages.common", "stages.twin", "stages.macro",
            "stages.meso", "stages.fit", "stages.temperature", "stages.optimum", "stages.slip_systems"}
-#: formulas shared by the engine and the atomistic side (pure numpy, no epcal imports)
-COMMON = {"tensors"}
+#: formulas shared by the engine and the atomistic side, and the config grids (pure numpy, no epcal imports)
+COMMON = {"tensors", "grids"}
 FIGURES = {"figures", "figure_data"}
 LOSSES_FITS = {"losses", "histograms", "fits", "resampling", "lambda_profile"}
 IO_PACKAGES = {"pandas", "yaml", "pyarrow", "matplotlib"}
@@ -151,3 +153,23 @@ def test_layers_hold_except_the_known_violations():
     gone = sorted(KNOWN - found)
     assert not new, f"forbidden import(s) or circle(s): {new} (see the layers in this module's docstring)"
     assert not gone, f"fixed, remove from tests/test_layers.py KNOWN: {gone}"
+
+
+#: what the Snakefile and its rules may import from epcal (at start-up; the jobs run `epcal` verbs)
+WORKFLOW_IMPORTS = {"refdir", "params", "grids", "codedeps"}
+
+
+def test_workflow_imports_only_the_start_up_modules():
+    """Snakemake files are not Python: their import lines are read as text."""
+    import re
+
+    root = SRC.parent
+    line = re.compile(r"^\s*(?:from\s+(epcal(?:\.[\w.]+)?)\s+import|import\s+(epcal(?:\.[\w.]+)?))", re.M)
+    found = {}
+    for path in [root / "Snakefile", *sorted((root / "workflow").rglob("*.smk")), *sorted((root / "workflow").rglob("*.py"))]:
+        for m in line.finditer(path.read_text()):
+            name = m.group(1) or m.group(2)
+            found.setdefault(name[len("epcal."):] if name != "epcal" else "", set()).add(path.name)
+    assert found, "no epcal import found in the workflow: the check reads the wrong files"
+    bad = {m: sorted(f) for m, f in found.items() if m not in WORKFLOW_IMPORTS}
+    assert not bad, f"the workflow imports epcal modules beyond the start-up ones: {bad}"

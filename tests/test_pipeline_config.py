@@ -55,13 +55,14 @@ def test_default_config_dry_run(tmp_path):
     assert c["optimum_table"] == 1 and c["fig3"] == 1
     # source: auto -> the twin, as long as no reference is shipped in resources/reference
     assert c.get("reference_twin") == 1
-    # Fig. 7 as A.1: the calibration again at each of the 5 N, on k = 1.0 ... 3.0 step 0.5
-    assert c["slip_sweep_macro"] == 5 * 5 and c["slip_sweep_meso"] == 5 * 5 and c["slip_fit"] == 5
-    assert "slip_systems" not in c
-    fixed = dry_run(tmp_path, extra=["--config", "slip_systems={'method': 'fixed'}"])
-    assert fixed.returncode == 0, fixed.stderr[-3000:]
-    cf = job_counts(fixed.stdout)
-    assert cf["slip_systems"] == 5 and "slip_sweep_macro" not in cf
+    # Fig. 7 by the quick method: lambda rescaled at each of the 5 N, k_hat and chi_hat held
+    assert c["slip_systems"] == 5 and "slip_sweep_macro" not in c
+    # as A.1: the calibration again at each of the 5 N, on k = 1.0 ... 3.0 step 0.5
+    retune = dry_run(tmp_path, extra=["--config", "slip_systems={'method': 'retune'}"])
+    assert retune.returncode == 0, retune.stderr[-3000:]
+    cr = job_counts(retune.stdout)
+    assert cr["slip_sweep_macro"] == 5 * 5 and cr["slip_sweep_meso"] == 5 * 5 and cr["slip_fit"] == 5
+    assert "slip_systems" not in cr
 
 
 def test_auto_source_uses_a_shipped_reference(tmp_path):
@@ -75,13 +76,16 @@ def test_auto_source_uses_a_shipped_reference(tmp_path):
 
 
 def test_paper_config_dry_run(tmp_path):
-    r = dry_run(tmp_path, ROOT / "config" / "paper.yaml")
+    # the paper's config calibrates against the shipped paper-geometry reference
+    ref = ROOT / "resources" / "reference"
+    r = dry_run(tmp_path, ROOT / "config" / "paper.yaml", extra=["--config", f"reference={{'tables': {{'path': '{ref}'}}}}"])
     assert r.returncode == 0, r.stderr[-3000:]
     c = job_counts(r.stdout)
     assert c["sweep_macro"] == 6 * 41, c  # six l of Table 1 x k = 1.00..3.00 step 0.05
     assert c["sweep_meso"] == 6 * 41
     assert c["fit"] == 6 and c["kernel"] == 6
     assert c["optimum_ensemble"] == 1024 // 64
+    assert "reference_twin" not in c and f"reference = tables {ref}" in r.stderr
 
 
 def test_atomistic_source_dry_run_includes_the_lammps_rules(tmp_path):

@@ -150,7 +150,7 @@ def test_campaign_rules_collect_assemble_check(tmp_path):
     assert r.returncode == 0 and yaml.safe_load((out / "reference.yaml").read_text())["n_samples"] == 1
 
 
-SHIPPED = ROOT / "resources/reference-paper"
+SHIPPED = ROOT / "resources/reference"
 
 
 def test_shipped_campaign_pieces_follow_the_schema():
@@ -165,7 +165,7 @@ def test_shipped_campaign_pieces_follow_the_schema():
 
     conf = yaml.safe_load((ROOT / "config/atomistic_campaign.yaml").read_text())["reference"]["atomistic"]
     samples = sorted((SHIPPED / "samples").glob("[0-9]*"), key=lambda p: int(p.name))
-    assert samples, "no committed sample under resources/reference-paper/samples"
+    assert samples, "no committed sample under resources/reference/samples"
     for d in samples:
         r = int(d.name)
         info = json.loads((d / f"glass/glass_{r}.json").read_text())
@@ -193,6 +193,34 @@ def test_shipped_campaign_pieces_follow_the_schema():
         out = Path(__import__("tempfile").mkdtemp())
         ref = assemble_samples(SHIPPED / "samples", conf, out, states)
         assert check_reference_dir(out) == [] and ref["n_atoms"] == conf["n_atoms"]
+
+
+def test_shipped_reference_is_its_samples_assembled(tmp_path):
+    """The default reference (resources/reference) is what `epcal reference assemble` makes of the
+    committed samples (the tables are data derived from the pieces, row for row), at the paper's
+    geometry: >= 8 samples of 10^4 atoms in L = 98.8045, AQS to gamma = 2, a >= 4 x 4 grid of centres
+    per probed state, R = 5 ... 30 at alpha = 0, 45, 90, 135 and every 15 degrees at R = 30, the
+    patch stress tensor kept."""
+    from epcal.reference.assemble import assemble_samples
+
+    conf = yaml.safe_load((ROOT / "config/atomistic_campaign.yaml").read_text())["reference"]["atomistic"]
+    states = ["quench"] + [f"stationary_g{g:g}" for g in conf["stationary_gammas"]]
+    ref = assemble_samples(SHIPPED / "samples", conf, tmp_path, states)
+    shipped = yaml.safe_load((SHIPPED / "reference.yaml").read_text())
+    assert ref["n_samples"] == shipped["n_samples"] >= 8 and shipped["n_atoms"] == 10000
+    assert shipped["domain_length"] == pytest.approx(98.8045, abs=1e-3) and shipped["gamma_max"] == pytest.approx(2.0)
+    assert ref["properties"] == shipped["properties"] and ref["provenance"]["seeds"] == shipped["provenance"]["seeds"]
+    for name in ("macro.parquet", "probe.parquet", "macro_steps.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), pd.read_parquet(SHIPPED / name))
+    probe = pd.read_parquet(SHIPPED / "probe.parquet")
+    assert {"sxx_i", "syy_i", "sxy_i"} <= set(probe.columns)
+    assert sorted(probe["R"].unique()) == [5.0, 10.0, 15.0, 20.0, 25.0, 30.0]
+    for (state, r, _), g in probe.groupby(["state", "replica", probe["gamma_ext"].round(6)]):
+        assert len(g[["x", "y"]].drop_duplicates()) >= 16, (state, r)
+        assert set(g["alpha"]) >= {0.0, 45.0, 90.0, 135.0}
+        assert sorted(g[g["R"] == 30.0]["alpha"].unique()) == [15.0 * i for i in range(12)]
+    assert set(probe["state"]) == {"quench", "stationary"}
+    assert sorted(probe[probe["state"] == "stationary"]["gamma_ext"].round(6).unique()) == [1.0, 1.5, 2.0]
 
 
 def test_restore_keeps_a_local_checkpoint(tmp_path):

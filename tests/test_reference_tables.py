@@ -103,12 +103,11 @@ def test_cli_check(tmp_path, capsys):
     assert "probe.parquet: missing" in err
 
 
-def test_shipped_reference_is_valid():
+@pytest.mark.parametrize("name", ["reference", "reference-small"])
+def test_shipped_reference_is_valid(name):
     from pathlib import Path
 
-    d = Path(__file__).resolve().parents[1] / "resources" / "reference"
-    if not (d / "reference.yaml").exists():
-        pytest.skip("no shipped reference in this checkout")
+    d = Path(__file__).resolve().parents[1] / "resources" / name
     assert check_reference_dir(d) == []
     meta = yaml.safe_load((d / "reference.yaml").read_text())
     assert meta["n_atoms"] > 0 and 5 < meta["shear_modulus"] < 30

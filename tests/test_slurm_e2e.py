@@ -44,7 +44,7 @@ CFG = {
     "seed": 31,
     "l": [6.6],
     "k": [1.6, 2.2, 2.8],
-    "reference": {"source": "tables", "tables": {"path": str(ROOT / "resources" / "reference")}},
+    "reference": {"source": "tables", "tables": {"path": str(ROOT / "resources" / "reference-small")}},
     "losses": {"R": 15.0},
     "macro": {"replicas": 4, "n_boot": 10,
               "search": {"method": "scaled", "lam": {"min": 0.5, "max": 5.0, "num": 8, "log": True},
@@ -194,7 +194,7 @@ def test_submit_host_reads_only_small_tables(slurm_run):
     """Local jobs: the small-table and plotting rules, never a reader of the run ensembles or the reference."""
     jobs = _local_jobs(slurm_run["log"])
     assert set(jobs) == set(LOCAL_RULES) | {"all"}, sorted(jobs)
-    ref = str(ROOT / "resources" / "reference")
+    ref = str(ROOT / "resources" / "reference-small")
     for rule, inputs in jobs.items():
         for f in inputs:
             assert not f.startswith(("results/optimum/", ref, "results/reference/")), (rule, f)

@@ -42,7 +42,7 @@ PARAMS = ("k", "lam", "chi", "T")
 
 def _grid(spec):
     sys.path.insert(0, str(ROOT / "src"))
-    from epcal.stages.common import grid_values
+    from epcal.grids import grid_values
 
     return np.asarray(grid_values(spec), float)
 

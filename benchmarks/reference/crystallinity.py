@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 from epcal.reference import potential as pot  # noqa: E402
 
-SAMPLES = ROOT / "resources/reference-paper/samples"
+SAMPLES = ROOT / "resources/reference/samples"
 RMAX = 2.5  # pair-list range (= potential cutoff)
 DR = 0.01
 PAIRS = ((1, 1), (1, 2), (2, 2))

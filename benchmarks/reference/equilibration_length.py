@@ -3,7 +3,7 @@
 Background: liquids made by random insertion and run directly at T = 0.351
 (``glass.prepare_glass``) are still aging after 2000 LJ time units: the energy
 per atom falls as a + b ln t (b ~ -0.017) and tau_alpha grows with the age
-(resources/reference-paper/README.md, "Equilibration").  The paper quenches an *equilibrated*
+(resources/reference/README.md, "Equilibration").  The paper quenches an *equilibrated*
 supercooled liquid at T = 0.351 = 1.132 T_g.
 
 Protocol (all LAMMPS work through the project's own code: ``glass.random_insertion``,

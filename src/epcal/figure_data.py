@@ -242,7 +242,8 @@ def _bauschinger_records(bau, ref):
         grid = np.linspace(0.0, float(bau["gamma_load"].max()), 101)
         for branch in ("forward", "reverse"):
             y = loading_curve(bau, branch, grid)
-            rec += [dict(panel="d", series="epm", state=branch, quantity="sigma_load", x=a, y=b) for a, b in zip(grid, y)]
+            rec += [dict(panel="d", series="epm", state=branch, quantity="sigma_load", x=a, y=b)
+                    for a, b in zip(grid, y)]
     ref_bau = Path(ref) / "bauschinger.parquet"
     if ref_bau.exists():  # optional reference table (atomistic reload test)
         rb = pd.read_parquet(ref_bau)

@@ -121,7 +121,8 @@ def fig3(out, inputs, ref, cfg):
             kk = np.linspace(o["k_fit_lo"], o["k_fit_hi"], 50)
             yy = o["a"] + o["b"] * kk + o["c"] * kk ** 2 + float(o.get("d", 0.0)) * kk ** 3
             ax[1].plot(kk, yy, "-", color=col, lw=1)
-            rec += [dict(panel="b", series=f"l={l:g} {o.get('k_model', 'parabola')}", quantity="L_stat_fit", x=x, y=y) for x, y in zip(kk, yy)]
+            series = f"l={l:g} {o.get('k_model', 'parabola')}"
+            rec += [dict(panel="b", series=series, quantity="L_stat_fit", x=x, y=y) for x, y in zip(kk, yy)]
             # k_hat: a solid line with its error band when it is an estimate; dashed and labelled when a bound
             status = str(o.get("k_hat_status", "estimate"))
             est = status == "estimate"
@@ -129,8 +130,8 @@ def fig3(out, inputs, ref, cfg):
             if est:
                 ax[1].axvspan(o["k_hat"] - o["k_hat_err"], o["k_hat"] + o["k_hat_err"], color=col, alpha=0.15, lw=0)
             else:
-                ax[1].annotate(f"bound ({status.replace('_', ' ')})", (o["k_hat"], 0.97), xycoords=("data", "axes fraction"),
-                               ha="center", va="top", fontsize=7, color=col)
+                ax[1].annotate(f"bound ({status.replace('_', ' ')})", (o["k_hat"], 0.97),
+                               xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=7, color=col)
             rec.append(dict(panel="b", series=f"l={l:g} k_hat", quantity=f"k_hat:{status}", x=o["k_hat"],
                             y=o["L_stat"], yerr=o["k_hat_err"]))
     ax[0].set(xlabel="k", ylabel=r"$\mathcal{L}_{macro}$")
@@ -168,7 +169,8 @@ def plot_fig5(data, out, cfg):
         if r.empty:
             continue
         ax[0].errorbar(r["x"], r["y"], yerr=r["yerr"], fmt="o-", ms=3, color=col, label=ser)
-        ax[0].axhline(float(_sel(data, panel="a", series=ser, quantity="sigma_std")["y"].iloc[0]), color=col, ls=":", lw=0.8)
+        sigma_std = float(_sel(data, panel="a", series=ser, quantity="sigma_std")["y"].iloc[0])
+        ax[0].axhline(sigma_std, color=col, ls=":", lw=0.8)
     ax[0].set(xscale="log", yscale="log", xlabel=r"$\Delta\gamma^{ext}$", ylabel=r"$r(\Delta\gamma^{ext})$")
     ax[0].legend(frameon=False, fontsize=7)
     e = _sel(data, panel="b", series="epm", quantity="sigma_std")
@@ -178,7 +180,8 @@ def plot_fig5(data, out, cfg):
         if len(x) > 1:
             slope, icpt = np.polyfit(np.log(x), np.log(y), 1)
             xx = np.geomspace(x.min(), x.max(), 20)
-            ax[1].plot(xx, np.exp(icpt) * xx**slope, "-", color=ce, lw=0.8, label=f"$L^{{{slope:.2f}}}$ (paper: $L^{{-0.94}}$)")
+            ax[1].plot(xx, np.exp(icpt) * xx**slope, "-", color=ce, lw=0.8,
+                       label=f"$L^{{{slope:.2f}}}$ (paper: $L^{{-0.94}}$)")
     r = _sel(data, panel="b", series="reference", quantity="sigma_std")
     ax[1].errorbar(r["x"], r["y"], yerr=r["yerr"], fmt="s", color=cr, label="reference")
     ax[1].set(xscale="log", yscale="log", xlabel="domain length L", ylabel=r"std($\Sigma_{xy}^{ext}$)")
@@ -197,7 +200,8 @@ def plot_fig5(data, out, cfg):
                     ax[2].annotate(tag, (row["x"], row["y"]), fontsize=9, color=col)
     ax[2].set(xlabel=r"$\langle\bar\tau^c\rangle$ (R~30)", ylabel=r"$\langle\delta\bar\tau^c\rangle$")
     ax[2].legend(frameon=False, fontsize=7)
-    for branch, ls, lab in (("forward", "-", r"reload $\alpha^{ext}=0°$"), ("reverse", "--", r"reverse $\alpha^{ext}=90°$")):
+    for branch, ls, lab in (("forward", "-", r"reload $\alpha^{ext}=0°$"),
+                            ("reverse", "--", r"reverse $\alpha^{ext}=90°$")):
         d = _sel(data, panel="d", series="epm", state=branch)
         if len(d):
             ax[3].plot(d["x"], d["y"], ls, color=ce, label=lab)

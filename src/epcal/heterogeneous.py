@@ -33,6 +33,8 @@ import threading
 import numpy as np
 
 from .elastic import W, assemble, element_matrices, stiffness_field
+from .slip import FIT_ANGLES, fit_slip_stiffness
+from .tensors import slip_tensor
 from .variant_kernels import HetLattice, PatchSet
 
 #: simple shear gamma_ext = 1 in tensor components: eps_xy = 1/2
@@ -103,17 +105,9 @@ def influence_matrix(L: int, G: np.ndarray, B: float) -> np.ndarray:
 def slip_stiffness_field(K_self: np.ndarray) -> np.ndarray:
     """Fourier coefficients (E, 5) of f_e(theta) = M:K[e, e]:M for each self block (E, 3, 3)
     (as :func:`epcal.slip.slip_stiffness_coefficients`, vectorized over elements)."""
-    th = np.linspace(-np.pi / 2, np.pi / 2, 17, endpoint=False)
-    s, c = np.sin(2 * th), np.cos(2 * th)
-    M = 0.5 * np.stack([-s, s, c], axis=1)  # (17, 3)
+    M = slip_tensor(FIT_ANGLES)  # (17, 3)
     f = np.einsum("ti,ij,ejk,tk->et", M, W, K_self, M)
-    A = np.stack([np.ones_like(th), np.cos(4 * th), np.sin(4 * th), np.cos(2 * th), np.sin(2 * th)], axis=1)
-    coef = np.linalg.lstsq(A, f.T, rcond=None)[0].T
-    if np.abs(coef @ A.T - f).max() > 1e-9 * np.abs(f).max():
-        raise RuntimeError("f_e(theta) is not a 4-fold Fourier series: heterogeneous kernel broken")
-    if (coef @ A.T).max() >= 0:
-        raise RuntimeError("slip stiffness f_e(theta) must be negative for every element and theta")
-    return np.ascontiguousarray(coef)
+    return np.ascontiguousarray(fit_slip_stiffness(f, "f_e(theta)"))
 
 
 class HeterogeneousLattice:

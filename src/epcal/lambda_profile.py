@@ -2,8 +2,8 @@
 
 The EPM is (up to the discreteness of the strain step) invariant under scaling every stress,
 threshold and strain by one factor s, so an ensemble run at lambda gives a surrogate of the
-ensemble at s * lambda: its macro observables scaled by s (the stationary cut applied on the scaled strain, the quantized
-increments requantized: :meth:`Evaluator.scaled_values`; the surrogate of the scaled macro search,
+ensemble at s * lambda: its macro observables scaled by s (the stationary cut applied on the scaled
+strain, the quantized increments requantized: :meth:`Evaluator.scaled_values`; the surrogate of the scaled macro search,
 :meth:`Evaluator.macro_losses_scaled`) and
 its meso magnitudes (means and standard deviations of stresses) multiplied by s exactly.
 

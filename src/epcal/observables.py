@@ -187,7 +187,8 @@ def stress_series(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     reps[-1] += 1
     j = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
     safe = np.maximum(length, 1)
-    values = np.repeat(after[:-1], reps) + np.repeat(np.where(length > 0, (before[1:] - after[:-1]) / safe, 0.0), reps) * j
+    slope = np.where(length > 0, (before[1:] - after[:-1]) / safe, 0.0)
+    values = np.repeat(after[:-1], reps) + np.repeat(slope, reps) * j
     gvals = np.repeat(gam[:-1], reps) + np.repeat(np.where(length > 0, (gam[1:] - gam[:-1]) / safe, 0.0), reps) * j
     return gvals, values
 

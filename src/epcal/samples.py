@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from .slip import slip_stiffness_at
+
 #: random-stream purpose of the per-sample data (far from the probe purposes 3 + step of the CLI)
 PURPOSE_SAMPLE = 1 << 40
 
@@ -63,7 +65,4 @@ def draw_sample(variant, params, seed: int, replica: int, stream_key: int | None
 
 def slip_coefficients_of_elements(theta: np.ndarray, f_coef: np.ndarray) -> np.ndarray:
     """gamma_max / tau = -2 / f_e(theta) for systems theta (E, N) with per-element coefficients (E, 5)."""
-    c = f_coef[:, None, :]
-    f = (c[..., 0] + c[..., 1] * np.cos(4 * theta) + c[..., 2] * np.sin(4 * theta)
-         + c[..., 3] * np.cos(2 * theta) + c[..., 4] * np.sin(2 * theta))
-    return -2.0 / f
+    return -2.0 / slip_stiffness_at(f_coef[:, None, :], theta)

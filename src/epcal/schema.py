@@ -120,7 +120,8 @@ BAUSCHINGER = TableSchema(
         Column("replica", "int", doc="independent run (sample) index"),
         Column("branch", "str", doc="'unload', 'forward' (alpha_ext = 0) or 'reverse' (alpha_ext = 90)"),
         Column("gamma_load", "float", doc="strain since the start of the branch, in its loading sense"),
-        Column("sigma_load", "float", doc="stress in the loading sense: +Sigma_xy^ext (unload: +), -Sigma_xy^ext reverse"),
+        Column("sigma_load", "float",
+               doc="stress in the loading sense: +Sigma_xy^ext (unload: +), -Sigma_xy^ext reverse"),
         Column("gamma_ext", "float", required=False), Column("sxy", "float", required=False),
     ),
     sort_by=("replica",),
@@ -204,7 +205,8 @@ def _check_macro(df: pd.DataFrame, source: str) -> list[str]:
     diff = np.abs(df["sigma_before"].to_numpy() - df["sigma_after"].to_numpy())
     bad = nonav & (diff > 1e-12 * (1 + np.abs(df["sigma_before"].to_numpy())))
     if bad.any():
-        out.append(f"{source}: columns 'sigma_before'/'sigma_after': must be equal on non-avalanche records, differ in {_rows(bad)}")
+        out.append(f"{source}: columns 'sigma_before'/'sigma_after': must be equal on non-avalanche records, "
+                   f"differ in {_rows(bad)}")
     return out
 
 
@@ -213,7 +215,8 @@ def _check_probe(df: pd.DataFrame, source: str) -> list[str]:
     st = df["state"].astype(str)
     bad = ~st.isin(PROBE_STATES).to_numpy()
     if bad.any():
-        out.append(f"{source}: column 'state': expected one of {PROBE_STATES}, got {sorted(set(st[bad]))[:3]} in {_rows(bad)}")
+        out.append(f"{source}: column 'state': expected one of {PROBE_STATES}, "
+                   f"got {sorted(set(st[bad]))[:3]} in {_rows(bad)}")
     bad = (df["R"].to_numpy() <= 0)
     if bad.any():
         out.append(f"{source}: column 'R': must be > 0, {_rows(bad)}")

@@ -141,7 +141,8 @@ class Model:
         _, het, pres = self._mechanics(state)
         schedule = QuenchSchedule(block, float(rtol), int(min_blocks), int(max_blocks))
         events, blocks, ok = _engine_call(kmc_quench, *self._args(state), float(T), rng, state.slip_count, schedule,
-                                          history, self.variant_opts, het, pres, context=f"KMC quench at T = {T} with {p}")
+                                          history, self.variant_opts, het, pres,
+                                          context=f"KMC quench at T = {T} with {p}")
         state.eps_pl[:] = 0.0
         return QuenchInfo(int(events), int(blocks), bool(ok), history[:blocks].copy())
 
@@ -162,7 +163,8 @@ class Model:
         else:
             n_end = state.step + int(steps)
         s0 = state.external_stress(p.G, self.dgamma)
-        rows_step, rows_b, rows_a, rows_s = [np.array([state.step])], [np.array([s0])], [np.array([s0])], [np.array([0])]
+        rows_step, rows_b = [np.array([state.step])], [np.array([s0])]
+        rows_a, rows_s = [np.array([s0])], [np.array([0])]
         n = state.step
         G, het, pres = self._mechanics(state)
         while True:

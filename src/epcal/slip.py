@@ -235,21 +235,45 @@ def renew_all(state, theta, tau_c, a, b, gamma_max_coef, k, lam, f_coef, variant
         renew_systems(state, theta, tau_c, a, b, gamma_max_coef, e, k, lam, f_coef, work, variant_opts)
 
 
+#: the angles on which f(theta) is sampled for its Fourier fit (5 or more determine it)
+FIT_ANGLES = np.linspace(-np.pi / 2, np.pi / 2, 17, endpoint=False)
+
+
+def fourier_basis(theta) -> np.ndarray:
+    """The basis (1, cos 4theta, sin 4theta, cos 2theta, sin 2theta) of f(theta), shape theta.shape + (5,)."""
+    theta = np.asarray(theta, float)
+    return np.stack([np.ones_like(theta), np.cos(4 * theta), np.sin(4 * theta), np.cos(2 * theta),
+                     np.sin(2 * theta)], axis=-1)
+
+
+def fit_slip_stiffness(f: np.ndarray, what: str = "f(theta)") -> np.ndarray:
+    """Fourier coefficients (..., 5) of f(theta) sampled on :data:`FIT_ANGLES` (last axis), checked to
+    be an exact 4-fold series and negative (Eq. 6 needs f < 0)."""
+    f = np.asarray(f, float)
+    A = fourier_basis(FIT_ANGLES)
+    coef = np.linalg.lstsq(A, f.T, rcond=None)[0].T
+    fit = coef @ A.T
+    if np.abs(fit - f).max() > 1e-9 * np.abs(f).max():
+        raise RuntimeError(f"{what} is not a 4-fold Fourier series: kernel broken")
+    if fit.max() >= 0:
+        raise RuntimeError(f"slip stiffness {what} must be negative for every theta")
+    return coef
+
+
+def slip_stiffness_at(f_coef: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """f(theta) from its coefficients (..., 5), broadcast against theta (the numpy form of :func:`f_theta`)."""
+    c = np.asarray(f_coef, float)
+    return (c[..., 0] + c[..., 1] * np.cos(4 * theta) + c[..., 2] * np.sin(4 * theta)
+            + c[..., 3] * np.cos(2 * theta) + c[..., 4] * np.sin(2 * theta))
+
+
 def slip_stiffness_coefficients(K: np.ndarray) -> np.ndarray:
     """Fourier coefficients (f0, f4c, f4s, f2c, f2s) of f(theta) = M(theta):K0 M(theta).
 
     f is a quadratic form in (sin 2theta, cos 2theta), hence exactly a combination of
     1, cos 4theta, sin 4theta, cos 2theta, sin 2theta; fitted exactly on 5+ angles.
     """
-    th = np.linspace(-np.pi / 2, np.pi / 2, 17, endpoint=False)
-    f = slip_stiffness(th, K)
-    A = np.stack([np.ones_like(th), np.cos(4 * th), np.sin(4 * th), np.cos(2 * th), np.sin(2 * th)], axis=1)
-    coef, *_ = np.linalg.lstsq(A, f, rcond=None)
-    if np.abs(A @ coef - f).max() > 1e-9 * np.abs(f).max():
-        raise RuntimeError("f(theta) is not a 4-fold Fourier series: kernel broken")
-    if (A @ coef).max() >= 0:
-        raise RuntimeError("slip stiffness f(theta) must be negative for all theta")
-    return coef
+    return fit_slip_stiffness(slip_stiffness(FIT_ANGLES, K))
 
 
 #: the slip systems as the kernels read them, each (E, N): angle, threshold tau_c, the coefficients

@@ -17,9 +17,8 @@ Search (cfg ``search``), in the logarithms of the parameters (they are positive 
    minimum cannot be told from it; each parameter's range over them is reported (``{p}_lo``, ``{p}_hi``)
    and half of it as ``{p}_err`` (status ``estimate``; ``few_points`` when fewer than d + 2 points are in
    that set; ``at_edge`` when the best point is within 2 % of the box's edge: a bound, not an estimate).
-   The range is a lower bound of the true one where the search sampled little (a local quadratic fit was
-   tried first: with 8 replicas per point L_stat is too rough for its Hessian, not positive definite for
-   8 of the 9 variants).
+   The range is a lower bound of the true one where the search sampled little (no local quadratic fit:
+   with 8 replicas per point L_stat is too rough for its Hessian to be positive definite).
 
 Optional ``include``: named extra candidates evaluated with the design, "model_C" (model C's optimum)
 and/or "paper" (the paper's A.8 value).  A different ``seed`` gives a different start set; the

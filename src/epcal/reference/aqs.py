@@ -10,15 +10,15 @@ previous non-affine displacement is a bad guess and is not used.  With CG the gu
 
 ``solver="newton"``: L-BFGS (memory 8) preconditioned by a stored, reused sparse LU of the
 Hessian of the periodic glass (atom 0 pinned), of the pairs closer than ``precond_cutoff`` = 2.0
-(numba Hessian kernel + symmetric-mode single-precision SuperLU, ~0.25 s at 10^4 atoms), with an
+(numba Hessian kernel + symmetric-mode single-precision SuperLU), with an
 energy line search; the iterations use the numba energy/force kernels of
-:class:`epcal.reference.pair_lists.PeriodicPairList` (~1 ms at 10^4 atoms on 2 threads) and LAMMPS
+:class:`epcal.reference.pair_lists.PeriodicPairList` and LAMMPS
 (``run 0``) judges the final tolerance and computes the stress.  First guess 2 u_n - u_{n-1}
 (order 2; with a tight solver it is better than u_n).  The factorization is renewed at the start
 of a step after a step with more than ``refactor_iters`` iterations or once the iterations beyond
 ``base_iters`` per step since the last one add up to ``refactor_excess``.  An avalanche that the
 iteration does not get through within ``newton_maxiter`` iterations (counted in ``n_fallback``):
-plain L-BFGS compiled in one loop (:mod:`epcal.reference.lbfgs`, ~2 ms per iteration) down the
+plain L-BFGS compiled in one loop (:mod:`epcal.reference.lbfgs`) down the
 avalanche until the energy stalls, then the preconditioned iteration with a fresh factorization in
 the new basin (up to ``avalanche_rounds`` rounds, then plain L-BFGS to the tolerance); LAMMPS CG
 only if all of this fails (``n_cg``).  The ``iterations`` column counts all iterations of the
@@ -77,7 +77,7 @@ class AQS:
         self.avalanche_rounds = 3  # descent-until-stall + fresh factorization rounds of one avalanche
         self.n_eval = np.zeros(1, np.int64)  # force evaluations of the compiled avalanche descent
         self.nchunk = 2  # pair-list chunks of the force kernel (threads share them; fixed: same bits on 1 or 2)
-        self.avalanche_m = 20  # L-BFGS memory of the plain descent (one avalanche: 425 vs 450-475 iterations with 8)
+        self.avalanche_m = 20  # L-BFGS memory of the plain descent (fewer iterations per avalanche than 8)
         self.n_cg = 0
         self._excess = 0
         self.lmp = lmp
@@ -86,7 +86,7 @@ class AQS:
         self.etol = etol
         self.extrapolate = extrapolate
         # first guess: u_n for CG (see above); 2 u_n - u_{n-1} for the quasi-Newton solver, which
-        # converges the step tightly (measured: median 1-2 instead of 3-6 iterations per step)
+        # converges the step tightly (fewer iterations per step than from u_n)
         self.order = int(order) if order is not None else (2 if solver == "newton" else 1)
         self.maxiter = maxiter
         self._u_prev = None
@@ -145,7 +145,7 @@ class AQS:
 
     def _hessian_block(self, x):
         A = self._pairs.hessian(x, self.precond_cutoff)[2:, 2:].tocsc()
-        # a preconditioner only: single precision factorizes ~1.5x faster
+        # a preconditioner only: single precision factorizes faster
         return A.astype(np.float32) if self.lu_single else A
 
     @staticmethod
@@ -176,8 +176,8 @@ class AQS:
         reused sparse LU of the Hessian (atom 0 pinned), with an energy line search.
 
         Energies and forces of the iterations come from the numba kernels of
-        :class:`epcal.reference.pair_lists.PeriodicPairList` (the same pair potential as LAMMPS, ~1 ms
-        at 10^4 atoms); once their force norm is below ``ftol``, LAMMPS (``run 0``) evaluates the
+        :class:`epcal.reference.pair_lists.PeriodicPairList` (the same pair potential as
+        LAMMPS); once their force norm is below ``ftol``, LAMMPS (``run 0``) evaluates the
         state and is the judge of the tolerance exactly as for its own minimizer (and computes the
         stress).  With the stored Hessian of a nearby state the first iteration is (close to) a
         Newton step; through a rearrangement the preconditioner is a stale Hessian but stays
@@ -293,7 +293,7 @@ class AQS:
     def _avalanche(self, x):
         """Minimize through an avalanche from ``x``: (MinResult or None, iterations).
 
-        Plain L-BFGS (compiled, ~2 ms per iteration at 10^4 atoms) down the avalanche until the
+        Plain L-BFGS (compiled) down the avalanche until the
         energy stalls, then the preconditioned iteration with a fresh factorization in the new basin.
         If that state is not yet convex (no descent direction), another round (at most
         ``avalanche_rounds``), then plain L-BFGS to the force tolerance."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..schema import BAUSCHINGER, MACRO, PROBE, write_table
 from ..refdir import validate_reference_dir
-from .tables import macro_from_steps
+from .tables import drop_census, macro_from_steps
 
 #: the stationary regime of the macroscale statistics (section 2.1: gamma_ext > 0.5)
 GAMMA_STATIONARY = 0.5
@@ -48,7 +48,8 @@ def glass_properties(infos: list[dict], steps: pd.DataFrame, macro: pd.DataFrame
     """Measured properties with standard errors over samples (the samples are the independent units).
 
     G, B and the pressure p = -(sxx + syy)/2 of the quenched glasses (mean, standard error, sample
-    spread); the stationary (gamma_ext > 0.5) mean and std of Sigma_xy, the avalanche rate and the
+    spread) and of the stationary regime (its sample spread: of the per-sample means); the
+    stationary (gamma_ext > 0.5) mean and std of Sigma_xy, the avalanche rate and the
     mean drop; <tau_c> and <delta_tau_c> at the largest R, forward (alpha = 0) and backward (90);
     per probed state the pressure sensitivity alpha_p of tau_c at that R (:mod:`epcal.pressure_sensitivity`).
     """
@@ -64,6 +65,9 @@ def glass_properties(infos: list[dict], steps: pd.DataFrame, macro: pd.DataFrame
         "shear_modulus": {**_mean_se(G), "std": float(np.std(G, ddof=1)) if len(G) > 1 else float("nan")},
         "bulk_modulus": {**_mean_se(B), "std": float(np.std(B, ddof=1)) if len(B) > 1 else float("nan")},
         "pressure_quench": {**_mean_se(p), "std": float(np.std(p, ddof=1)) if len(p) > 1 else float("nan")},
+        "pressure_stationary": {**_sample_mean_se(st.assign(p=-0.5 * (st["sxx"] + st["syy"])), "p"),
+                                "std": float((-0.5 * (st["sxx"] + st["syy"])).groupby(st["replica"]).mean().std(ddof=1))
+                                if st["replica"].nunique() > 1 else float("nan")},
         "stationary_sigma_xy": {**_sample_mean_se(st, "sxy"), "std": float(st["sxy"].std(ddof=1)),
                                 "std_per_sample": _mean_se(per_std.to_numpy())},
         "stationary_drops": {
@@ -134,7 +138,7 @@ def write_reference_dir(out, steps: pd.DataFrame, probes: pd.DataFrame, infos: l
         "alpha_values": sorted(float(a) for a in probes["alpha"].unique()),
         "grid_spacing": float(cfg.get("grid_spacing", 0)),
         "drop_detection": {"rule": "sxy_k < sxy_{k-1} and max non-affine displacement of step k > d_threshold",
-                           "d_threshold": float(d_threshold)},
+                           **drop_census(steps, d_threshold)},
         "n_avalanches": int(macro["avalanche"].sum()),
         "n_probe_tests": int(len(probes)),
         "properties": _plain(glass_properties(infos, steps, macro, probes)),

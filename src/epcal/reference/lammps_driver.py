@@ -166,13 +166,15 @@ class Lammps:
         c("atom_modify map array sort 0 0.0")
         if periodic:
             c("boundary p p p")
-            c(f"region box prism 0 {float(state.lx)!r} 0 {float(state.ly)!r} -0.5 0.5 {float(state.xy)!r} 0 0 units box")
+            c(f"region box prism 0 {float(state.lx)!r} 0 {float(state.ly)!r} -0.5 0.5 "
+              f"{float(state.xy)!r} 0 0 units box")
             pos = wrap(state.pos, state.lx, state.ly, state.xy)
         else:
             c("boundary s s p")
             lo = state.pos.min(0) - 1.0
             hi = state.pos.max(0) + 1.0
-            c(f"region box block {float(lo[0])!r} {float(hi[0])!r} {float(lo[1])!r} {float(hi[1])!r} -0.5 0.5 units box")
+            c(f"region box block {float(lo[0])!r} {float(hi[0])!r} {float(lo[1])!r} {float(hi[1])!r} "
+              "-0.5 0.5 units box")
             pos = state.pos
         c("create_box 2 box")
         threads = int(os.environ.get("EPCAL_LAMMPS_THREADS", "1"))

@@ -11,7 +11,7 @@ between), and evaluates energies and forces in ``nchunk`` fixed chunks of the pa
 list, on as many threads as numba has (:func:`epcal.reference.pair_kernels.energy_forces_chunked`).  The chunks
 are fixed, so the sums, hence the trajectory, are the same bits on 1 or 2 threads.
 (The preconditioned iteration of :class:`epcal.reference.aqs.AQS` keeps its numpy
-two-loop: there the sparse triangular solves, ~6 ms, dominate each iteration.)
+two-loop: there the sparse triangular solves dominate each iteration.)
 
 Memory layout: the L-BFGS pairs (s, y) live in a ring buffer ``S``, ``Y`` of shape
 (m, n), ``rho`` = 1 / (s.y), with ``mem`` = [count, head] (head: the next slot).

@@ -141,9 +141,9 @@ class ModifiedNewton:
     """Newton iterations with a *reused* factorization of the Hessian of the relaxed atoms.
 
     The Hessian changes little along an elastic branch, so one sparse LU
-    factorization (symmetric mode, ~0.07 s for 3000 relaxed atoms) serves many
+    factorization (symmetric mode) serves many
     relaxations; each iteration then costs one force evaluation (numba kernel on
-    a Verlet list, :class:`PairList`, ~1 ms) and two triangular solves (~2 ms).
+    a Verlet list, :class:`PairList`) and two triangular solves.
     The factorization is renewed at the current point when an iteration reduces
     the force norm by less than the factor ``rate`` (or is not a descent); if
     even a fresh Newton step fails, :meth:`relax` returns None (the caller uses
@@ -161,7 +161,7 @@ class ModifiedNewton:
     def _factor(self, x) -> bool:
         H = self.pairs.hessian(x)
         try:
-            # symmetric mode (minimum degree on H + H^T, diagonal pivots): ~3x faster than
+            # symmetric mode (minimum degree on H + H^T, diagonal pivots): faster than
             # COLAMD with partial pivoting for this symmetric matrix; the Newton step is
             # checked (descent, line search) anyway
             self.lu = spla.splu(H, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,

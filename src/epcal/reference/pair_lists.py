@@ -202,7 +202,8 @@ class PeriodicPairList:
         lx, ly, xy = box
         t = xy / ly
         rc = pot.R_OUT + self.skin
-        if not kdtree and lx // (rc * (1.0 + abs(t))) >= 3 and ly // rc >= 3:  # cell list (~10x faster than the k-d tree)
+        # a cell list when the box holds >= 3 cells of side rc (tilt included) each way, else the k-d tree
+        if not kdtree and lx // (rc * (1.0 + abs(t))) >= 3 and ly // rc >= 3:
             pi, pj, self.nx, self.ny = _cell_pairs(np.ascontiguousarray(x, dtype=float), lx, ly, xy, rc)
             self._finish_build(pi, pj, x, box)
             return
@@ -229,7 +230,7 @@ class PeriodicPairList:
     def _finish_build(self, i, j, x, box):
         # order the pairs of each force-kernel chunk by distance bracket (LJ, smoothing, beyond the
         # cutoff) at the build positions: the kernel's branches then follow runs instead of being
-        # mispredicted about every second pair (measured at 10^4 atoms: 1.2 ms instead of 2.4 ms)
+        # mispredicted about every second pair (timings: benchmarks/reference/RESULTS.md)
         i, j, self.nx, self.ny = _bracket_order(np.ascontiguousarray(x, dtype=float), np.asarray(i, np.int64),
                                                 np.asarray(j, np.int64), np.asarray(self.nx, float),
                                                 np.asarray(self.ny, float), *box, pot.R_IN, pot.R_OUT,

@@ -2,7 +2,7 @@
 series, the PROBE table and ``reference.yaml`` (the check of a reference directory, any
 user's own MD data in this layout being a drop-in replacement, is :mod:`epcal.refdir`).
 
-Drop detection rule (MD, documented in resources/reference/README.md): AQS
+Drop detection rule (MD, documented in resources/reference/README.md with its census at 10^4 atoms): AQS
 step k (from gamma_{k-1} to gamma_k, then minimization) is an *avalanche* when
 
 * the stress decreases, sxy_k < sxy_{k-1}, **and**
@@ -34,6 +34,30 @@ def detect_avalanches(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> 
     if len(av):
         av[-1] = False
     return av
+
+
+def drop_census(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD, near: float = 0.4) -> dict:
+    """How sharp the drop rule is on per-step series (any number of replicas).
+
+    Counts the steps whose stress decreases, those of them the rule calls elastic (d_max at or
+    below ``d_threshold``), the steps near the threshold (near * d_threshold < d_max <= d_threshold:
+    the ambiguous range), and the rearrangements (d_max above the threshold) that do not lower
+    the stress (their release is smaller than the elastic increment of the step).
+    """
+    n = dec = dec_below = near_thr = plastic_up = 0
+    for _, g in steps.sort_values(["replica", "step"]).groupby("replica", sort=True):
+        s = g["sxy"].to_numpy()
+        d = g["d_max"].to_numpy()[1:]
+        down = np.diff(s) < 0
+        n += len(d)
+        dec += int(down.sum())
+        dec_below += int((down & (d <= d_threshold)).sum())
+        near_thr += int(((d > near * d_threshold) & (d <= d_threshold)).sum())
+        plastic_up += int((~down & (d > d_threshold)).sum())
+    return {"d_threshold": float(d_threshold), "steps": n, "stress_decreasing": dec,
+            "decreasing_at_or_below_threshold": dec_below,
+            "ambiguous_range": [round(near * d_threshold, 12), float(d_threshold)],
+            "steps_in_ambiguous_range": near_thr, "above_threshold_stress_increasing": plastic_up}
 
 
 def macro_from_steps(steps: pd.DataFrame, d_threshold: float = D_THRESHOLD) -> pd.DataFrame:

@@ -1,7 +1,5 @@
-"""Shared by the calibration stages: running an ensemble, probe specs, grids, seeds, metadata."""
+"""Shared by the calibration stages: running an ensemble, probe specs, seeds, metadata (grids: epcal.grids)."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -25,18 +23,6 @@ def probe_spec(n_list, alphas, states, stride: int = 1):
 
     return ProbeSpec(n_list=tuple(int(n) for n in n_list), alpha_deg=tuple(float(a) for a in alphas),
                      states=tuple(states), stride=int(stride))
-
-
-def grid_values(spec) -> np.ndarray:
-    """A list of values, or {min, max, step} / {min, max, num} (num log-spaced if log: true)."""
-    if isinstance(spec, dict):
-        lo, hi = float(spec["min"]), float(spec["max"])
-        if "step" in spec:
-            n = int(math.floor((hi - lo) / float(spec["step"]) + 1e-9)) + 1
-            return np.round(lo + float(spec["step"]) * np.arange(n), 10)
-        num = int(spec["num"])
-        return np.geomspace(lo, hi, num) if spec.get("log") else np.linspace(lo, hi, num)
-    return np.asarray(spec, float)
 
 
 def _meta(stage: str, **kw) -> dict:

@@ -27,7 +27,8 @@ import pandas as pd
 from ..losses import Evaluator, LossSettings, macro_observables, Reference
 from ..params import model_params, resolve_model
 from ..simulate import RunawayAvalanche
-from .common import _boot_seed, grid_values, ref_boot_seed, run
+from ..grids import grid_values
+from .common import _boot_seed, ref_boot_seed, run
 
 
 def sweep_macro_cell(ref: Reference, l: float, k: float, cfg: dict, threads: int = 1,

@@ -36,7 +36,8 @@ def sweep_meso_cell(ref: Reference, cell: pd.DataFrame, cfg: dict, threads: int 
     cands = []
     for dl in nb.get("lam_rel", [0.0]):
         for dc in nb.get("chi", [0.0]):
-            cands.append((round(float(b["lam"]) * (1.0 + float(dl)), 4), round(float(b["chi"]) + float(dc), 4), "offset"))
+            cands.append((round(float(b["lam"]) * (1.0 + float(dl)), 4), round(float(b["chi"]) + float(dc), 4),
+                          "offset"))
     for r in nb.get("chi_rel", []):
         chi = float(b["chi"]) * (1.0 + float(r))
         cands.append((round(valley_lambda(cell, chi, float(b["lam"]), float(b["chi"])), 4), round(chi, 4), "stencil"))

@@ -10,7 +10,8 @@ from ..losses import (magnitudes_from_sums, meso_sums, QUENCH_MAGNITUDES,
                       resolve_radius, select_probe)
 from ..fits import OPTIMUM_KEYS
 from ..params import model_params, resolve_model
-from .common import grid_values, probe_spec, ref_boot_seed, run
+from ..grids import grid_values
+from .common import probe_spec, ref_boot_seed, run
 
 
 def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int = 1, log=print) -> pd.DataFrame:
@@ -115,7 +116,8 @@ def principal_shifts(opt: pd.Series, log=print) -> list[tuple[str, np.ndarray]]:
 def _scan_magnitudes(g: pd.DataFrame):
     ep = [c for c in g.columns if c.startswith(("mean_", "std_")) and f"ref_{c}" in g.columns]
     if not ep:
-        raise ValueError("quench scan table has no magnitude columns (made by an older epcal: rerun quench-temperature)")
+        raise ValueError("quench scan table has no magnitude columns "
+                         "(made by an older epcal: rerun quench-temperature)")
     return ep, [f"ref_{c}" for c in ep]
 
 
@@ -159,7 +161,8 @@ def temperature_optimum(scan: pd.DataFrame, half_width: float | None = 0.1) -> d
     return out
 
 
-def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame], T_half_width: float | None = 0.1) -> pd.DataFrame:
+def optimum_table(fits: list[pd.DataFrame], scans: list[pd.DataFrame],
+                  T_half_width: float | None = 0.1) -> pd.DataFrame:
     """The final table: fit per l plus the KMC temperature per l."""
     opt = pd.concat(fits, ignore_index=True)
     Ts = {}
