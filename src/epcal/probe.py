@@ -37,7 +37,7 @@ from .variant_kernels import dtau_pressure, pressure_term
 
 
 @njit(cache=True)
-def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres):
+def element_onsets(stress, tau_c, a, b, G, cos2a, sin2a, pres):
     """Per element and orientation: strain gamma~ to first activation and the system.
 
     Returns (g (E, A), sys (E, A)).  tau(gamma~) = tau + gamma~ G c with
@@ -48,10 +48,10 @@ def element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres):
     g = np.full((E, A), np.inf)
     arg = np.full((E, A), -1, np.int64)
     for e in range(E):
-        d = sig[e, 0] - sig[e, 1]
-        sxy = sig[e, 2]
+        d = stress[e, 0] - stress[e, 1]
+        sxy = stress[e, 2]
         if pres is not None:
-            qe = pressure_term(pres, sig[e, 0], sig[e, 1])
+            qe = pressure_term(pres, stress[e, 0], stress[e, 1])
         for s in range(N):
             if pres is None:
                 rem = tau_c[e, s] - (a[e, s] * d + b[e, s] * sxy)
@@ -84,11 +84,12 @@ def _with_overlay(x, rows):
 
 
 @njit(cache=True, nogil=True)
-def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, variant_opts, het, pres):
+def probe_kernel(stress, systems, lattice, law, G, tests, kernels, rng, out, variant_opts, het, pres):
     """Local shear tests of all (corner, n, alpha); writes out[p, ni, q, :] =
     (gamma_c, Sxx_i, Syy_i, Sxy_i, Sxx_c, Syy_c, Sxy_c, Sxx_f, Syy_f, Sxy_f, slips).
 
-    sig: full element stress (E, 3) of the probed state; ``systems``, ``lattice``, ``law`` as in
+    stress: the full element stress Sigma (E, 3) of the probed state (not the `sig` of
+    :mod:`epcal.dynamics`, which leaves out G gamma_ext); ``systems``, ``lattice``, ``law`` as in
     :func:`epcal.dynamics.relax`; ``tests``: :data:`LocalTests`; ``kernels``: :data:`PatchKernels`.
     The avalanche after the onset is :func:`epcal.dynamics.relax` with the patch's fixed boundary
     (:data:`epcal.dynamics.PatchBoundary`) on a copy of the patch's stresses; renewed systems go to
@@ -111,7 +112,7 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
             nmax = n_list[ni]
     M = nmax * nmax
     if het is None:
-        g_el, s_el = element_onsets(sig, tau_c, a, b, G, cos2a, sin2a, pres)
+        g_el, s_el = element_onsets(stress, tau_c, a, b, G, cos2a, sin2a, pres)
     else:
         load = np.empty((M, 3))
     loc_sig = np.empty((M, 3))
@@ -150,9 +151,9 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
             si2 = 0.0
             for x in range(m):
                 e = loc_elem[x]
-                si0 += sig[e, 0]
-                si1 += sig[e, 1]
-                si2 += sig[e, 2]
+                si0 += stress[e, 0]
+                si1 += stress[e, 1]
+                si2 += stress[e, 2]
             si0 /= m
             si1 /= m
             si2 /= m
@@ -177,8 +178,8 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
                         for c in range(3):
                             load[x, c] = -r9[3 * c] * hs + r9[3 * c + 1] * hs + r9[3 * c + 2] * hc
                         e = loc_elem[x]
-                        d = sig[e, 0] - sig[e, 1]
-                        sxy = sig[e, 2]
+                        d = stress[e, 0] - stress[e, 1]
+                        sxy = stress[e, 2]
                         for s in range(N):
                             rate = a[e, s] * (load[x, 0] - load[x, 1]) + b[e, s] * load[x, 2]
                             if rate > 0.0:
@@ -205,16 +206,16 @@ def probe_kernel(sig, systems, lattice, law, G, tests, kernels, rng, out, varian
                     r[6] = si2 + lxy
                     for x in range(m):
                         e = loc_elem[x]
-                        loc_sig[x, 0] = sig[e, 0] + lx
-                        loc_sig[x, 1] = sig[e, 1] + ly
-                        loc_sig[x, 2] = sig[e, 2] + lxy
+                        loc_sig[x, 0] = stress[e, 0] + lx
+                        loc_sig[x, 1] = stress[e, 1] + ly
+                        loc_sig[x, 2] = stress[e, 2] + lxy
                 else:
                     for c in range(3):
                         r[4 + c] = 0.0
                     for x in range(m):
                         e = loc_elem[x]
                         for c in range(3):
-                            loc_sig[x, c] = sig[e, c] + gc * load[x, c]
+                            loc_sig[x, c] = stress[e, c] + gc * load[x, c]
                             r[4 + c] += loc_sig[x, c] / m
                 # avalanche at fixed gamma~ (fixed boundary): every element is scanned in its first step
                 for x in range(m):
