@@ -74,35 +74,35 @@ INTERP_METHODS = ("log_regression", "regression", "linear")
 FIT_STATUSES = ("estimate", "at_lower_edge", "at_upper_edge", "not_convex")
 
 
-def _finite(k, L):
-    """(k, L) as float arrays without their non-finite points; none left is an error."""
+def _finite(k, loss):
+    """(k, loss) as float arrays without their non-finite points; none left is an error."""
     k = np.asarray(k, float)
-    L = np.asarray(L, float)
-    ok = np.isfinite(k) & np.isfinite(L)
+    loss = np.asarray(loss, float)
+    ok = np.isfinite(k) & np.isfinite(loss)
     if not ok.any():
         raise ValueError("fit: no finite L_stat values")
-    return k[ok], L[ok]
+    return k[ok], loss[ok]
 
 
-def _window(k, L, half_width, n_min: int = 3):
-    """(k, L) of the window: within ``half_width`` of the discrete minimum, at least its n_min nearest."""
-    j = int(np.argmin(L))
+def _window(k, loss, half_width, n_min: int = 3):
+    """(k, loss) of the window: within ``half_width`` of the discrete minimum, at least its n_min nearest."""
+    j = int(np.argmin(loss))
     win = np.ones(k.size, bool) if half_width is None else np.abs(k - k[j]) <= half_width + 1e-12
     if np.unique(k[win]).size < n_min:
         win = np.zeros(k.size, bool)
         win[np.argsort(np.abs(k - k[j]), kind="stable")[:n_min]] = True
-    return k[win], L[win]
+    return k[win], loss[win]
 
 
-def fit_parabola(k, L, half_width: float | None = None) -> ParabolaFit:
+def fit_parabola(k, loss, half_width: float | None = None) -> ParabolaFit:
     """Least-squares parabola through L(k) near its discrete minimum; k_hat = -b/2c."""
-    k, L = _finite(k, L)
-    j = int(np.argmin(L))
-    kw, Lw = _window(k, L, half_width)
+    k, loss = _finite(k, loss)
+    j = int(np.argmin(loss))
+    kw, loss_w = _window(k, loss, half_width)
     if np.unique(kw).size < 3:
-        return ParabolaFit(float(L[j]), 0.0, 0.0, float(k[j]), float(L[j]), False, float(kw.min()), float(kw.max()),
-                           "not_convex")
-    c, b, a = np.polyfit(kw, Lw, 2)
+        return ParabolaFit(float(loss[j]), 0.0, 0.0, float(k[j]), float(loss[j]), False, float(kw.min()),
+                           float(kw.max()), "not_convex")
+    c, b, a = np.polyfit(kw, loss_w, 2)
     lo, hi = float(kw.min()), float(kw.max())
     if c > 0:
         vertex = -b / (2 * c)
@@ -122,7 +122,7 @@ class CubicFit(ParabolaFit):
     d: float = 0.0
 
 
-def fit_cubic(k, L, half_width: float | None = None) -> ParabolaFit:
+def fit_cubic(k, loss, half_width: float | None = None) -> ParabolaFit:
     """Least-squares cubic through L(k) near its discrete minimum (the window of :func:`fit_parabola`,
     at least its 5 nearest k); k_hat is the minimum of the cubic over the window.
 
@@ -134,13 +134,13 @@ def fit_cubic(k, L, half_width: float | None = None) -> ParabolaFit:
     strictly inside the window is an estimate (then a local minimum, L'' > 0); at an end of the
     window it is a bound (``at_lower_edge`` / ``at_upper_edge``).  With 4 k or fewer in all,
     :func:`fit_parabola`."""
-    k, L = _finite(k, L)
-    kw, Lw = _window(k, L, half_width, n_min=5)
+    k, loss = _finite(k, loss)
+    kw, loss_w = _window(k, loss, half_width, n_min=5)
     if np.unique(kw).size < 5:
-        return fit_parabola(k, L, half_width)
+        return fit_parabola(k, loss, half_width)
     lo, hi = float(kw.min()), float(kw.max())
     x0, s = 0.5 * (lo + hi), 0.5 * (hi - lo)  # fitted in x = (k - x0) / s for conditioning
-    d3, c2, b1, a0 = np.polyfit((kw - x0) / s, Lw, 3)
+    d3, c2, b1, a0 = np.polyfit((kw - x0) / s, loss_w, 3)
     cand = [-1.0, 1.0]
     disc = c2 * c2 - 3 * d3 * b1  # roots of L'(x) = b1 + 2 c2 x + 3 d3 x^2, without cancellation
     if disc >= 0:
@@ -167,12 +167,12 @@ def fit_cubic(k, L, half_width: float | None = None) -> ParabolaFit:
 K_MODELS = ("parabola", "cubic")
 
 
-def fit_valley(k, L, half_width: float | None, k_model: str = "parabola") -> ParabolaFit:
+def fit_valley(k, loss, half_width: float | None, k_model: str = "parabola") -> ParabolaFit:
     """The fit of L_stat(k) by ``k_model``: :func:`fit_parabola` or :func:`fit_cubic`."""
     if k_model == "parabola":
-        return fit_parabola(k, L, half_width)
+        return fit_parabola(k, loss, half_width)
     if k_model == "cubic":
-        return fit_cubic(k, L, half_width)
+        return fit_cubic(k, loss, half_width)
     raise ValueError(f"fit.k_model = {k_model!r}: expected one of {list(K_MODELS)}")
 
 
@@ -226,9 +226,9 @@ def chi_profile_one(g: pd.DataFrame, chi_half_width: float) -> dict:
         if inner["chi"].nunique() >= 3:
             g = inner
     g = g.loc[g.groupby("chi")["L_stat_prof"].idxmin()].sort_values("chi")
-    chi, L = g["chi"].to_numpy(float), g["L_stat_prof"].to_numpy(float)
-    j = int(np.argmin(L))
-    f = fit_parabola(chi, L, chi_half_width * chi[j])
+    chi, loss = g["chi"].to_numpy(float), g["L_stat_prof"].to_numpy(float)
+    j = int(np.argmin(loss))
+    f = fit_parabola(chi, loss, chi_half_width * chi[j])
     out = {"chi": f.k_hat, "chi_status": f.status,
            "lam": float(np.exp(np.interp(f.k_hat, chi, np.log(g["lam_prof"].to_numpy(float)))))}
     win = (chi >= f.k_lo - 1e-12) & (chi <= f.k_hi + 1e-12)
@@ -360,19 +360,19 @@ def fit_temperature_magnitudes(T, F_ep, F_ref, half_width: float | None = 0.1, n
     if not ok.any():
         raise ValueError("fit: no finite quench magnitudes")
     F_ep, F_ref = F_ep[:, ok], F_ref[ok]
-    L = relative_loss(F_ep, F_ref[None, :]).mean(axis=1)
-    j = int(np.argmin(L))
+    loss = relative_loss(F_ep, F_ref[None, :]).mean(axis=1)
+    j = int(np.argmin(loss))
     win = np.ones(T.size, bool) if half_width is None else np.abs(T - T[j]) <= half_width + 1e-12
     if win.sum() < 3:
         win = np.zeros(T.size, bool)
         win[np.argsort(np.abs(T - T[j]), kind="stable")[:3]] = True
     Tw = T[win]
     if Tw.size < 3:
-        return {"T_hat": float(T[j]), "L_quench": float(L[j]), "convex": False, "T_hat_status": "not_convex"}
+        return {"T_hat": float(T[j]), "L_quench": float(loss[j]), "convex": False, "T_hat_status": "not_convex"}
     coef = np.polyfit(Tw, F_ep[win], 2)  # (3, M)
     Tf = np.linspace(Tw.min(), Tw.max(), int(n_fine))
     Ff = coef[0][None, :] * Tf[:, None] ** 2 + coef[1][None, :] * Tf[:, None] + coef[2][None, :]
-    Lf = relative_loss(Ff, F_ref[None, :]).mean(axis=1)
-    i = int(np.argmin(Lf))
+    loss_fine = relative_loss(Ff, F_ref[None, :]).mean(axis=1)
+    i = int(np.argmin(loss_fine))
     status = "at_lower_edge" if i == 0 else "at_upper_edge" if i == Tf.size - 1 else "estimate"
-    return {"T_hat": float(Tf[i]), "L_quench": float(Lf[i]), "convex": True, "T_hat_status": status}
+    return {"T_hat": float(Tf[i]), "L_quench": float(loss_fine[i]), "convex": True, "T_hat_status": status}

@@ -79,10 +79,10 @@ def profile_minimum(profile: dict[str, np.ndarray], scales) -> dict[str, np.ndar
     (``<key>_prof``) and whether it lies at an end of the grid (``prof_edge``: the minimum is at or
     beyond it)."""
     scales = np.asarray(scales, float)
-    L = np.where(np.isfinite(profile["L_stat"]), profile["L_stat"], np.inf)
-    j = np.argmin(L, axis=0)
-    cols = np.arange(L.shape[1])
-    none = ~np.isfinite(L).any(axis=0)  # a row without any finite loss has no minimum
+    loss = np.where(np.isfinite(profile["L_stat"]), profile["L_stat"], np.inf)
+    j = np.argmin(loss, axis=0)
+    cols = np.arange(loss.shape[1])
+    none = ~np.isfinite(loss).any(axis=0)  # a row without any finite loss has no minimum
     out = {"scale_prof": np.where(none, np.nan, scales[j]), "prof_edge": ((j == 0) | (j == scales.size - 1)) & ~none}
     for key in PROFILE_KEYS:
         out[f"{key}_prof"] = profile[key][j, cols]

@@ -39,17 +39,17 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
 
     def best_scale(macro, scales=scales):
         obs_all = macro_observables(macro, 0.0)
-        L = np.array([ev.macro_loss_scaled(obs_all, s)["L_macro"] for s in scales])
-        j = int(np.nanargmin(L))
+        loss = np.array([ev.macro_loss_scaled(obs_all, s)["L_macro"] for s in scales])
+        j = int(np.nanargmin(loss))
         s_star = scales[j]
         if 0 < j < len(scales) - 1:
             x = np.log(scales[j - 1:j + 2])
-            c2, c1, _ = np.polyfit(x, L[j - 1:j + 2], 2)
+            c2, c1, _ = np.polyfit(x, loss[j - 1:j + 2], 2)
             if c2 > 0:
                 s_star = float(np.exp(np.clip(-c1 / (2 * c2), x[0], x[-1])))
-        return s_star, L
+        return s_star, loss
 
-    s_star, L = best_scale(ens.macro)
+    s_star, loss = best_scale(ens.macro)
     boots = []
     rng = np.random.default_rng(_boot_seed(seed, l, k, float(N)))
     groups = [g for _, g in ens.macro.groupby("replica")]
@@ -61,9 +61,9 @@ def lambda_for_slip_systems(ref: Reference, opt: pd.Series, cfg: dict, N: int, t
         boots.append(best_scale(mac, near)[0] * lam0)
     lam_hat = s_star * lam0
     err = float(np.std(boots, ddof=1)) if len(boots) > 1 else float("nan")
-    scan = pd.DataFrame({"N": int(N), "lam": scales * lam0, "L_macro": L})
+    scan = pd.DataFrame({"N": int(N), "lam": scales * lam0, "L_macro": loss})
     scan["best"] = False
-    scan = pd.concat([scan, pd.DataFrame([{"N": int(N), "lam": lam_hat, "L_macro": float(np.nanmin(L)),
+    scan = pd.concat([scan, pd.DataFrame([{"N": int(N), "lam": lam_hat, "L_macro": float(np.nanmin(loss)),
                                            "best": True}])], ignore_index=True)
     scan = scan.assign(lam_hat=lam_hat, lam_hat_err=err, k=k, chi=chi, l=l, lam_ref=lam0, N_ref=int(p_ref.N))
     log(f"N = {N}: lambda_hat = {lam_hat:.4f} +- {err:.4f} (k = {k:.3g}, chi = {chi:.3g})")

@@ -74,19 +74,19 @@ def quench_temperature(ref: Reference, opt: pd.Series, cfg: dict, threads: int =
             # the quenched state is probed before any loading; one strain step is the shortest run
             ens = run(p, reps, cfg["seed"], gamma_max=1e-4, T_quench=float(T), probe=spec, threads=threads,
                       stream_key=stream_key)
-            Ls, cols = [], {}
+            parts, cols = [], {}
             for a in alphas:
                 rows_a = select_probe(ens.probe, "quench", R, a, "EPM probe table", exact_R=False)
                 mags = magnitudes_from_sums(*meso_sums(rows_a, reps, QUENCH_QUANTITIES), W[sel])[:, keep]
-                Ls.append(relative_loss(mags, ref_mag[a][sel]))
+                parts.append(relative_loss(mags, ref_mag[a][sel]))
                 for i, m in enumerate(names):
                     cols[f"{m}_a{a:g}"] = mags[:, i]
                     cols[f"ref_{m}_a{a:g}"] = ref_mag[a][sel, i]
-            L = np.concatenate(Ls, axis=1).mean(axis=1)
+            loss = np.concatenate(parts, axis=1).mean(axis=1)
             rows.append(pd.DataFrame({"l": float(opt["l"]), "T": float(T), "boot": boot[sel], "resample": labels[sel],
                                       "shift": shift, "shift_k": d[0], "shift_lam": d[1], "shift_chi": d[2],
-                                      "L_quench": L, **cols}))
-            log(f"l={opt['l']} T={T:.4g} [{shift}] L_quench={L[0]:.4f}")
+                                      "L_quench": loss, **cols}))
+            log(f"l={opt['l']} T={T:.4g} [{shift}] L_quench={loss[0]:.4f}")
     return pd.concat(rows, ignore_index=True)
 
 
