@@ -44,31 +44,34 @@ def bauschinger_test(state: State, replica: int, gamma0: float, strain: float = 
         rows.append({"branch": "unload", "step": 0, "gamma_ext": gamma0, "gamma_load": 0.0, "sxx": ev["sxx"],
                      "syy": ev["syy"], "sxy": ev["sxy"], "sigma_load": ev["sxy"], "d_max": 0.0, "iterations": 0})
         aqs = AQS(lmp, dgamma=-dgamma, ftol=ftol)
-        k = 0
+        n_unload = 0
         sxy = ev["sxy"]
         while sxy > 0:
-            if k >= max_unload_steps:
-                raise RuntimeError(f"replica {replica}: sigma_xy still {sxy:.4g} > 0 after {k} unloading steps")
+            if n_unload >= max_unload_steps:
+                raise RuntimeError(f"replica {replica}: sigma_xy still {sxy:.4g} > 0 after {n_unload} "
+                                   "unloading steps")
             r = aqs.step()
-            k += 1
+            n_unload += 1
             sxy = r["sxy"]
-            rows.append({"branch": "unload", "step": -k, "gamma_ext": gamma0 - k * dgamma, "gamma_load": k * dgamma,
+            rows.append({"branch": "unload", "step": -n_unload, "gamma_ext": gamma0 - n_unload * dgamma,
+                         "gamma_load": n_unload * dgamma,
                          "sxx": r["sxx"], "syy": r["syy"], "sxy": sxy, "sigma_load": sxy, "d_max": r["d_max"],
                          "iterations": r["iterations"]})
         unloaded = lmp.state()
     if log:
-        print(f"replica {replica}: unloaded after {k} steps ({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
-    gamma_u = gamma0 - k * dgamma
+        print(f"replica {replica}: unloaded after {n_unload} steps ({time.perf_counter() - t0:.0f} s)", file=log,
+              flush=True)
+    gamma_u = gamma0 - n_unload * dgamma
     for branch, sign in (("forward", 1), ("reverse", -1)):
         with Lammps(unloaded) as lmp:
             ev = lmp.evaluate()
-            rows.append({"branch": branch, "step": -k, "gamma_ext": gamma_u, "gamma_load": 0.0, "sxx": ev["sxx"],
+            rows.append({"branch": branch, "step": -n_unload, "gamma_ext": gamma_u, "gamma_load": 0.0, "sxx": ev["sxx"],
                          "syy": ev["syy"], "sxy": ev["sxy"], "sigma_load": sign * ev["sxy"], "d_max": 0.0,
                          "iterations": 0})
             aqs = AQS(lmp, dgamma=sign * dgamma, ftol=ftol)
             for j in range(1, n_load + 1):
                 r = aqs.step()
-                rows.append({"branch": branch, "step": -k + sign * j, "gamma_ext": gamma_u + sign * j * dgamma,
+                rows.append({"branch": branch, "step": -n_unload + sign * j, "gamma_ext": gamma_u + sign * j * dgamma,
                              "gamma_load": j * dgamma, "sxx": r["sxx"], "syy": r["syy"], "sxy": r["sxy"],
                              "sigma_load": sign * r["sxy"], "d_max": r["d_max"], "iterations": r["iterations"]})
         if log:
