@@ -81,3 +81,23 @@ def test_variant_B_alpha_p_auto():
     a, info = resolve_alpha_p({"alpha_p": "auto", "seed": 1}, ref2, 30.0, logs.append)
     assert a == PAPER_ALPHA_P and info["alpha_p_source"] == "paper" and "too few" in logs[-1]
     assert resolve_alpha_p({"alpha_p": 0.15, "seed": 1}, ref2, 30.0, logs.append) == (0.15, {"alpha_p_source": "config"})
+
+
+def test_variant_B_reads_every_orientation_of_the_shipped_reference():
+    """The variant-B job measures alpha_p on the rows the reference's own alpha_p uses (every
+    orientation at R = 30, stationary), not only on the loss orientations it reads otherwise."""
+    from pathlib import Path
+
+    import yaml
+
+    from epcal.cli.calibrate import _variant_ref
+    from epcal.variant_search import resolve_alpha_p
+
+    ship = Path(__file__).resolve().parents[1] / "resources" / "reference"
+    cfg = {"losses": {"alpha_plus": 0.0, "alpha_minus": 90.0}, "alpha_p": "auto", "seed": 1}
+    own = yaml.safe_load((ship / "reference.yaml").read_text())["properties"]["pressure_sensitivity"]["stationary"]
+    ref_b = _variant_ref(ship, "B", cfg)
+    a, info = resolve_alpha_p(cfg, ref_b, 30.0, lambda *_: None)
+    assert info["alpha_p_source"] == "reference" and info["alpha_p_n_rows"] == own["n_rows"]
+    assert a == pytest.approx(own["alpha_p"], rel=1e-12)
+    assert set(_variant_ref(ship, "C", cfg).probe["alpha"]) == {0.0, 90.0}

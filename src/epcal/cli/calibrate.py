@@ -225,12 +225,23 @@ def cmd_emergent_bauschinger(a):
     _log(f"Bauschinger test: {df['replica'].nunique()} replicas")
 
 
+def _variant_ref(path, variant: str, cfg: dict):
+    """The reference of a variant calibration: the probe rows at the loss orientations; for B every
+    orientation (``alpha_p: auto`` is measured on all of them at R, as the reference's own alpha_p in
+    reference.yaml)."""
+    if variant == "B":
+        from epcal.refdir import read_reference
+
+        return read_reference(path, validate=False)
+    return _ref(path, _loss_alphas(cfg))
+
+
 def cmd_variant(a):
     from epcal.variant_search import calibrate_variant
     from epcal.schema import write_table
 
     cfg = _cfg(a.cfg)
-    ref = _ref(a.ref, _loss_alphas(cfg))
+    ref = _variant_ref(a.ref, a.variant, cfg)
     hist, meta = calibrate_variant(ref, a.variant, _optimum_row(a.optimum, a.l), cfg, threads=a.threads, log=_log)
     write_table(hist, a.out, meta)
 
