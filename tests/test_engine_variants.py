@@ -27,6 +27,10 @@ def test_registry_and_clear_errors():
         variant("A", G_shape=-1)
     with pytest.raises(ValueError, match="p_std = -0.1"):
         variant("B", p_std=-0.1)
+    # a measured alpha_p compatible with zero may be negative (alpha_p: auto on a twin, say)
+    assert variant("B", alpha_p=-0.02).alpha_p == -0.02
+    with pytest.raises(ValueError, match="alpha_p = nan: expected a finite number$"):
+        variant("B", alpha_p=float("nan"))
     with pytest.raises(ValueError, match="not implemented"):
         dataclasses.replace(a, alpha_p=0.2, p_mean=0.0, p_std=0.0).validate()
     with pytest.raises(ValueError, match="expected one of"):

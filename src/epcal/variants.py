@@ -104,11 +104,13 @@ class Variant:
             if needed and not (v is not None and math.isfinite(v) and v > 0):
                 raise ValueError(f"variant {self.name}: parameter {key} = {v!r}: expected a positive number")
         if self.pressure_sensitive:
+            # alpha_p of either sign: a measured slope compatible with zero may be negative (a threshold
+            # shifted below TAU_FLOOR is floored, variant_kernels.dtau_pressure)
             for key in ("alpha_p", "p_mean", "p_std"):
                 v = getattr(self, key)
-                if v is None or not math.isfinite(v) or (key != "p_mean" and v < 0):
+                if v is None or not math.isfinite(v) or (key == "p_std" and v < 0):
                     raise ValueError(f"variant {self.name}: parameter {key} = {v!r}: expected a finite number"
-                                     + ("" if key == "p_mean" else " >= 0"))
+                                     + (" >= 0" if key == "p_std" else ""))
         original = ("groups", "weibull", "power_law", "eshelby")
         if (self.heterogeneous or self.pressure_sensitive) and (
                 self.systems, self.thresholds, self.amplitudes, self.kernel) != original:
