@@ -100,4 +100,7 @@ def test_variant_B_reads_every_orientation_of_the_shipped_reference():
     a, info = resolve_alpha_p(cfg, ref_b, 30.0, lambda *_: None)
     assert info["alpha_p_source"] == "reference" and info["alpha_p_n_rows"] == own["n_rows"]
     assert a == pytest.approx(own["alpha_p"], rel=1e-12)
-    assert set(_variant_ref(ship, "C", cfg).probe["alpha"]) == {0.0, 90.0}
+    ref_c = _variant_ref(ship, "C", cfg)
+    assert set(ref_c.probe["alpha"]) == {0.0, 90.0} and ref_c.probe_alphas == (0.0, 90.0)
+    with pytest.raises(ValueError, match=r"read at alpha = \[0.0, 90.0\] only"):
+        resolve_alpha_p(cfg, ref_c, 30.0, lambda *_: None)

@@ -338,4 +338,5 @@ def read_reference(path: str | Path, validate: bool = True, alphas=None) -> Refe
     """The :class:`epcal.schema.Reference` of a directory; ``validate=False`` skips the table checks
     (done once by the pipeline's reference_check rule) and ``alphas`` reads only the probe rows at
     those orientations (mod 180), which is what the sweeps need."""
-    return Reference(*read_reference_dir(path, validate=validate, alphas=alphas), path=str(path))
+    subset = tuple(float(a) for a in alphas) if alphas and not validate else None
+    return Reference(*read_reference_dir(path, validate=validate, alphas=alphas), path=str(path), probe_alphas=subset)

@@ -318,6 +318,8 @@ class Reference:
     probe: pd.DataFrame
     meta: dict
     path: str = "<reference>"
+    #: the probe orientations read (mod 180), None: every row of probe.parquet
+    probe_alphas: tuple | None = None
 
     @property
     def shear_modulus(self) -> float:

@@ -87,6 +87,10 @@ def resolve_alpha_p(cfg: dict, ref: Reference, R: float, log=print) -> tuple[flo
     value = cfg.get("alpha_p", "auto")
     if value != "auto":
         return float(value), {"alpha_p_source": "config"}
+    if getattr(ref, "probe_alphas", None) is not None:
+        raise ValueError(f"variants.alpha_p = auto: {ref.path}/probe.parquet was read at alpha = "
+                         f"{list(ref.probe_alphas)} only; alpha_p is measured on every orientation "
+                         "(read the reference without alphas)")
     m = pressure_sensitivity(ref.probe, R, "stationary", seed=int(cfg["seed"]), source=f"{ref.path}/probe.parquet")
     if m["n_samples"] >= 3 and np.isfinite(m["alpha_p_err"]):
         log(f"variant B: alpha_p = {m['alpha_p']:.4g} +- {m['alpha_p_err']:.2g} measured on the reference "

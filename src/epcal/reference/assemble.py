@@ -57,6 +57,7 @@ def glass_properties(infos: list[dict], steps: pd.DataFrame, macro: pd.DataFrame
     B = [d["moduli"]["B"] for d in infos]
     p = [-0.5 * (d["stress"]["sxx"] + d["stress"]["syy"]) for d in infos]
     st = steps[steps["gamma_ext"] > GAMMA_STATIONARY]
+    st_p = st.assign(p=-0.5 * (st["sxx"] + st["syy"]))
     per_std = st.groupby("replica")["sxy"].std(ddof=1)
     av = macro[macro["avalanche"] & (macro["gamma_ext"] > GAMMA_STATIONARY)]
     drops = (av["sigma_before"] - av["sigma_after"]).to_numpy()
@@ -65,9 +66,8 @@ def glass_properties(infos: list[dict], steps: pd.DataFrame, macro: pd.DataFrame
         "shear_modulus": {**_mean_se(G), "std": float(np.std(G, ddof=1)) if len(G) > 1 else float("nan")},
         "bulk_modulus": {**_mean_se(B), "std": float(np.std(B, ddof=1)) if len(B) > 1 else float("nan")},
         "pressure_quench": {**_mean_se(p), "std": float(np.std(p, ddof=1)) if len(p) > 1 else float("nan")},
-        "pressure_stationary": {**_sample_mean_se(st.assign(p=-0.5 * (st["sxx"] + st["syy"])), "p"),
-                                "std": float((-0.5 * (st["sxx"] + st["syy"])).groupby(st["replica"]).mean().std(ddof=1))
-                                if st["replica"].nunique() > 1 else float("nan")},
+        "pressure_stationary": {**_sample_mean_se(st_p, "p"),
+                                "std": float(st_p.groupby("replica")["p"].mean().std(ddof=1))},
         "stationary_sigma_xy": {**_sample_mean_se(st, "sxy"), "std": float(st["sxy"].std(ddof=1)),
                                 "std_per_sample": _mean_se(per_std.to_numpy())},
         "stationary_drops": {
